@@ -1,0 +1,37 @@
+"""`python -m apar_jax <command> --config=configs/<name>.py [flags]`.
+
+Commands: generate, convert, demo (and, as they land: bench, distill, train).
+"""
+
+import importlib
+import sys
+
+from absl import app
+
+from apar_jax import cli_flags
+
+COMMANDS = {
+    'generate': 'apar_jax.commands.generate',
+    'convert': 'apar_jax.commands.convert',
+    'demo': 'apar_jax.commands.demo',
+}
+
+
+def main(argv: list[str]) -> None:
+  if len(argv) != 2 or argv[1] not in COMMANDS:
+    given = ' '.join(argv[1:]) or '(none)'
+    raise app.UsageError(f'expected one command out of {", ".join(COMMANDS)}; got {given}')
+  module = importlib.import_module(COMMANDS[argv[1]])
+  try:
+    module.run(cli_flags.CONFIG.value)
+  except (ValueError, FileNotFoundError) as e:
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(2)
+
+
+def run() -> None:
+  app.run(main)
+
+
+if __name__ == '__main__':
+  run()

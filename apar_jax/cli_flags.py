@@ -1,0 +1,38 @@
+"""Command-line flags shared by every command of `python -m apar_jax`."""
+
+import os
+
+from absl import flags
+from ml_collections import config_flags
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_CONFIG = os.path.join(REPO_ROOT, 'configs', 'smollm2_135m.py')
+
+CONFIG = config_flags.DEFINE_config_file(
+    'config', DEFAULT_CONFIG, 'Config file (ml_collections, get_config()); fields can be '
+    'overridden, e.g. --config.generate.max_cache_len=4096.', lock_config=False)
+
+# generate
+PROMPT = flags.DEFINE_string('prompt', None, 'One user prompt.')
+PROMPTS_FILE = flags.DEFINE_string(
+    'prompts_file', None, 'Prompts: .txt (one per line) or .jsonl (a "prompt" field per line).')
+MODE = flags.DEFINE_string('mode', 'ar', 'Decoding mode: ar, apar, medusa, hidden_transfer, lookup, '
+                           'apar_<drafter>.')
+MAX_NEW_TOKENS = flags.DEFINE_integer('max_new_tokens', None,
+                                      'Token budget per answer (default: config.generate).')
+TEMPERATURE = flags.DEFINE_float('temperature', None, '0 = greedy (default: config.generate).')
+TOP_P = flags.DEFINE_float('top_p', None, 'Nucleus sampling mass (1.0 = off).')
+TOP_K = flags.DEFINE_integer('top_k', None, 'Top-k sampling (0 = off).')
+SEED = flags.DEFINE_integer('seed', None, 'PRNG seed for sampling (default: config.seed).')
+OUTPUT = flags.DEFINE_string('output', None, 'Write one JSON record per prompt to this .jsonl file.')
+RAW_PROMPT = flags.DEFINE_bool('raw_prompt', False,
+                               'Feed the prompt as is, without the chat template.')
+STREAM = flags.DEFINE_bool('stream', True, 'Print the answer as it is generated (single prompt).')
+ATTENTION_IMPL = flags.DEFINE_string(
+    'attention_impl', None, 'auto | reference | pallas | pallas_interpret (default: config).')
+
+# convert
+SOURCE_KIND = flags.DEFINE_enum('source_kind', None, ['hf', 'gguf'],
+                                'convert: the kind of checkpoint to read.')
+SOURCE = flags.DEFINE_string('source', None, 'convert: HF checkpoint directory or .gguf file.')
+OUT_DIR = flags.DEFINE_string('out_dir', None, 'convert: orbax checkpoint directory to write.')

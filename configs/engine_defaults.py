@@ -1,0 +1,31 @@
+"""Default capacities of the decoding engine (`config.engine`); merged into base.py by the lead.
+
+Every field is static: changing one recompiles the engine. Memory of the KV pool is
+`(num_pages + 1) * page_size * n_kv_heads * head_dim * 2 * n_layers * bytes` (one extra sink page).
+"""
+
+import ml_collections
+
+
+def engine_config(**overrides) -> ml_collections.ConfigDict:
+  """The `engine` section of a config; `overrides` replace defaults."""
+  engine = ml_collections.ConfigDict(dict(
+      max_slots=16,            # S: branches of all requests decoded together (rows of a step)
+      num_pages=512,           # P: KV pages per layer shared by every slot
+      page_size=16,            # tokens per page
+      pages_per_slot=64,       # page-table width: a branch sees at most pages_per_slot*page_size tokens
+      max_requests=8,          # R: requests in flight at once (others wait in the host queue)
+      max_new_tokens=256,      # per-branch output buffer; a request may not ask for more
+      chunk_steps=16,          # decode steps per device call (host admits/drains between chunks)
+      prefill_chunk=64,        # prompt tokens per prefill call
+      max_live_branches=32,    # per request, the root included (APAR authors' default)
+      max_depth=1,             # fork levels below the root: 1 = children never fork (as trained)
+      attention_impl='auto',   # 'auto' | 'reference' | 'pallas' | 'pallas_interpret'
+  ))
+  engine.update(overrides)
+  return engine
+
+
+def get_config():
+  """Lets this file be loaded like any config (only the engine section)."""
+  return engine_config()
