@@ -4,6 +4,7 @@ Commands: generate, convert, demo (and, as they land: bench, distill, train).
 """
 
 import importlib
+import logging
 import sys
 
 from absl import app
@@ -21,10 +22,13 @@ def main(argv: list[str]) -> None:
   if len(argv) != 2 or argv[1] not in COMMANDS:
     given = ' '.join(argv[1:]) or '(none)'
     raise app.UsageError(f'expected one command out of {", ".join(COMMANDS)}; got {given}')
+  # jax logs every backend it fails to find (no TPU here) at INFO; keep stderr for our own figures.
+  logging.getLogger('jax._src.xla_bridge').setLevel(logging.WARNING)
   module = importlib.import_module(COMMANDS[argv[1]])
+  from apar_jax.weights import WeightsError
   try:
     module.run(cli_flags.CONFIG.value)
-  except (ValueError, FileNotFoundError) as e:
+  except (ValueError, FileNotFoundError, WeightsError) as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(2)
 

@@ -89,7 +89,8 @@ def run(config: ml_collections.ConfigDict) -> None:
   check_mode(mode)
   prompts = read_prompts(cli_flags.PROMPT.value, cli_flags.PROMPTS_FILE.value)
   sampling = sampling_from_flags(config)
-  max_new = cli_flags.MAX_NEW_TOKENS.value or config.generate.max_new_tokens
+  max_new = cli_flags.MAX_NEW_TOKENS.value
+  max_new = config.generate.max_new_tokens if max_new is None else max_new
   if max_new < 1:
     raise ValueError(f'--max_new_tokens must be >= 1, got {max_new}')
   runtime = load_runtime(config)

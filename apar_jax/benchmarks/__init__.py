@@ -1,0 +1,1 @@
+"""Benchmark commands: each prints figures measured in one run (ratios, not absolute promises)."""
