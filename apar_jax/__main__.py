@@ -26,7 +26,11 @@ def main(argv: list[str]) -> None:
   logging.getLogger('jax._src.xla_bridge').setLevel(logging.WARNING)
   module = importlib.import_module(COMMANDS[argv[1]])
   from apar_jax.weights import WeightsError
+  from apar_jax import distributed
   try:
+    distributed.initialize_from_env_or_flags(cli_flags.COORDINATOR_ADDRESS.value,
+                                             cli_flags.NUM_PROCESSES.value,
+                                             cli_flags.PROCESS_ID.value)
     module.run(cli_flags.CONFIG.value)
   except (ValueError, FileNotFoundError, WeightsError) as e:
     print(f'error: {e}', file=sys.stderr)

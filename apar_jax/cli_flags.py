@@ -36,3 +36,12 @@ SOURCE_KIND = flags.DEFINE_enum('source_kind', None, ['hf', 'gguf'],
                                 'convert: the kind of checkpoint to read.')
 SOURCE = flags.DEFINE_string('source', None, 'convert: HF checkpoint directory or .gguf file.')
 OUT_DIR = flags.DEFINE_string('out_dir', None, 'convert: orbax checkpoint directory to write.')
+
+# multi-host (see apar_jax/distributed.py); not needed on Cloud TPU VMs, where jax finds the workers itself
+COORDINATOR_ADDRESS = flags.DEFINE_string(
+    'coordinator_address', None, 'host:port of process 0 for a multi-process run '
+    '(default: APAR_COORDINATOR_ADDRESS).')
+NUM_PROCESSES = flags.DEFINE_integer(
+    'num_processes', None, 'Processes in the job; 1 = single process (default: APAR_NUM_PROCESSES).')
+PROCESS_ID = flags.DEFINE_integer(
+    'process_id', None, "This process's id, 0..num_processes-1 (default: APAR_PROCESS_ID).")

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from apar_jax import sharding
+from apar_jax import distributed, sharding
 from apar_jax.model import CausalSpec, Transformer, build_model
 from apar_jax.tokenization import Tokenizer, load_tokenizer
 
@@ -48,7 +48,7 @@ def load_runtime(config: ml_collections.ConfigDict) -> Runtime:
   check_vocab(config, tokenizer)
   from apar_jax.weights import load_params
   model = build_model(config.model)
-  mesh = sharding.make_mesh(config.mesh)
+  mesh = distributed.make_global_mesh(config.mesh)
   params = load_params(config)
   if mesh.size > 1:
     example = (jnp.zeros((1, 1), jnp.int32), jnp.zeros((1, 1), jnp.int32), CausalSpec())

@@ -100,7 +100,13 @@ def run(config: ml_collections.ConfigDict) -> None:
 
 
 def write_records(records: list[dict[str, Any]], output: Optional[str], echo: bool) -> None:
-  """Writes JSONL to `output`; without a file, prints each answer's text to stdout (if not streamed)."""
+  """Writes JSONL to `output`; without a file, prints each answer's text to stdout (if not streamed).
+
+  In a multi-process run only process 0 writes (every process holds the same results).
+  """
+  from apar_jax.distributed import is_main_process
+  if not is_main_process():
+    return
   if output:
     with open(output, 'w', encoding='utf-8') as f:
       for r in records:
