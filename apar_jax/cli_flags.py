@@ -32,8 +32,8 @@ ATTENTION_IMPL = flags.DEFINE_string(
     'attention_impl', None, 'auto | reference | pallas | pallas_interpret (default: config).')
 
 # convert
-SOURCE_KIND = flags.DEFINE_enum('source_kind', None, ['hf', 'gguf'],
-                                'convert: the kind of checkpoint to read.')
+SOURCE_KIND = flags.DEFINE_enum('source_kind', None, ['hf', 'gguf', 'default'],
+                                'convert: the kind of checkpoint to read (default = the SmolLM2 GGUF).')
 SOURCE = flags.DEFINE_string('source', None, 'convert: HF checkpoint directory or .gguf file.')
 OUT_DIR = flags.DEFINE_string('out_dir', None, 'convert: orbax checkpoint directory to write.')
 

@@ -49,9 +49,11 @@ def load_runtime(config: ml_collections.ConfigDict) -> Runtime:
   from apar_jax.weights import load_params
   model = build_model(config.model)
   mesh = distributed.make_global_mesh(config.mesh)
-  params = load_params(config)
+  shardings = None
   if mesh.size > 1:
     example = (jnp.zeros((1, 1), jnp.int32), jnp.zeros((1, 1), jnp.int32), CausalSpec())
     with mesh, nn.logical_axis_rules(sharding.logical_rules(config)):
-      params = sharding.shard_params(params, sharding.param_shardings(model, config, mesh, example))
+      shardings = sharding.param_shardings(model, config, mesh, example)
+  # Each leaf is placed in its sharding as it loads (orbax restores straight into them).
+  params = load_params(config, shardings=shardings)
   return Runtime(config, model, params, tokenizer, mesh)

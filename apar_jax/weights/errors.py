@@ -43,3 +43,7 @@ class CorruptFileError(WeightsError, ValueError):
 
 class TruncatedFileError(CorruptFileError):
   """A file ends before the data its header promises (an interrupted download or copy)."""
+
+
+class CheckpointExistsError(WeightsError, FileExistsError):
+  """The output checkpoint directory already exists (and overwriting was not asked for)."""

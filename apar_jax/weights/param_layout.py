@@ -126,6 +126,8 @@ def assemble_params(plan: list[TensorPlan], read: Reader, dtype: Any, *, shardin
           f'expects {item.source_shape}; the checkpoint does not match its config (or the model '
           f'config you passed): check d_model / n_heads / n_kv_heads / head_dim / ffn_dim / vocab_size')
     value = np.ascontiguousarray(item.transform(array), dtype=dtype)
+    if np.may_share_memory(value, array):  # a view of the memory-mapped file: never alias it
+      value = value.copy()
     del array
     sharding = _get_path(shardings, item.target) if shardings is not None else None
     _set_path(params, item.target, jax.device_put(value, sharding) if sharding is not None
