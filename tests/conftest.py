@@ -18,7 +18,7 @@ def load_config(name: str):
   return module.get_config()
 
 
-@pytest.fixture(name='load_config')
+@pytest.fixture(name='load_config', scope='session')
 def load_config_fixture():
   return load_config
 
