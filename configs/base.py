@@ -1,6 +1,12 @@
 """Shared defaults for every config: mesh, sharding rules, generation and engine capacities."""
 
+import os
+import sys
+
 import ml_collections
+
+sys.path.insert(0, os.path.dirname(__file__))
+from engine_defaults import engine_config  # noqa: E402
 
 
 def model_config(**overrides) -> ml_collections.ConfigDict:
@@ -73,4 +79,5 @@ def base_config() -> ml_collections.ConfigDict:
       max_cache_len=2048,
       attention_impl='auto',   # 'auto' | 'reference' | 'pallas' | 'pallas_interpret'
   ))
+  config.engine = engine_config()
   return config

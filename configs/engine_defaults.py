@@ -13,13 +13,14 @@ def engine_config(**overrides) -> ml_collections.ConfigDict:
       max_slots=16,            # S: branches of all requests decoded together (rows of a step)
       num_pages=512,           # P: KV pages per layer shared by every slot
       page_size=16,            # tokens per page
-      pages_per_slot=64,       # page-table width: a branch sees at most pages_per_slot*page_size tokens
+      pages_per_slot=64,       # table width: a branch holds at most pages_per_slot*page_size tokens
       max_requests=8,          # R: requests in flight at once (others wait in the host queue)
       max_new_tokens=256,      # per-branch output buffer; a request may not ask for more
       chunk_steps=16,          # decode steps per device call (host admits/drains between chunks)
       prefill_chunk=64,        # prompt tokens per prefill call
       max_live_branches=32,    # per request, the root included (APAR authors' default)
       max_depth=1,             # fork levels below the root: 1 = children never fork (as trained)
+      fork_copies_per_step=4,  # partial pages copied for new children per step (others wait a step)
       attention_impl='auto',   # 'auto' | 'reference' | 'pallas' | 'pallas_interpret'
   ))
   engine.update(overrides)

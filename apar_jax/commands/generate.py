@@ -9,12 +9,12 @@ import ml_collections
 
 from apar_jax import cli_flags
 from apar_jax.commands.prompts import prompt_ids, read_prompts
-from apar_jax.generate import DenseGenerator, SamplingParams
+from apar_jax.generate import SamplingParams
 from apar_jax.runtime import Runtime, load_runtime
 from apar_jax.tokenization import IncrementalDecoder
 
-AVAILABLE_MODES = ('ar',)
-PLANNED_MODES = ('apar', 'medusa', 'hidden_transfer', 'lookup', 'apar_medusa', 'apar_hidden_transfer',
+AVAILABLE_MODES = ('ar', 'apar')
+PLANNED_MODES = ('medusa', 'hidden_transfer', 'lookup', 'apar_medusa', 'apar_hidden_transfer',
                  'apar_lookup')
 
 
@@ -39,48 +39,33 @@ def check_mode(mode: str) -> None:
   raise ValueError(f'unknown --mode={mode!r}; choose one of {", ".join(AVAILABLE_MODES)}')
 
 
-def empty_record(prompt: str, mode: str) -> dict[str, Any]:
-  """The JSONL record with every field of the CLI contract; fields a mode does not fill stay None."""
-  return {'prompt': prompt, 'mode': mode, 'text': None, 'token_ids': None,
-          'num_generated_tokens': None, 'decode_steps': None, 'wall_time_s': None, 'forks': None,
-          'max_live_branches': None, 'peak_kv_pages': None, 'mean_accepted_tokens': None,
-          'attended_kv_tokens': None}
-
-
-def generate_ar(runtime: Runtime, prompts: list[str], max_new: int, sampling: SamplingParams,
-                stream: bool) -> list[dict[str, Any]]:
-  """Decodes each prompt with the dense-cache loop (batch 1, streaming when asked)."""
+def generate_on_engine(runtime: Runtime, mode: str, prompts: list[str], max_new: int,
+                       sampling: SamplingParams, stream: bool) -> list[dict[str, Any]]:
+  """Decodes every prompt on the engine (continuous batching); streams a single AR answer."""
+  from apar_jax.engine.cli_api import generate_records
   cfg = runtime.config
   tok = runtime.tokenizer
-  generator = DenseGenerator(runtime.model, runtime.params, stop_ids=tok.stop_ids,
-                             banned_ids=(tok.fork_id, tok.child_id),
-                             chunk_steps=4 if stream else 32)
-  records = []
-  for prompt in prompts:
-    ids = prompt_ids(tok, prompt, cfg.tokenizer.chat_template, cfg.tokenizer.system_prompt,
-                     cli_flags.RAW_PROMPT.value)
+  ids = [prompt_ids(tok, p, cfg.tokenizer.chat_template, cfg.tokenizer.system_prompt,
+                    cli_flags.RAW_PROMPT.value) for p in prompts]
+  on_tokens = None
+  if stream:  # APAR branches arrive interleaved: only AR streams in reading order
     decoder = IncrementalDecoder(tok)
-    on_tokens = None
-    if stream:
-      def on_tokens(_, new_ids):
-        for t in new_ids:
-          sys.stdout.write(decoder.push(t))
-        sys.stdout.flush()
-    t0 = time.perf_counter()
-    result = generator.generate([ids], max_new, sampling, on_tokens)
-    wall = time.perf_counter() - t0
-    if stream:
-      sys.stdout.write('\n')
-    out_ids = result['tokens'][0]
-    n = len(out_ids)
-    record = empty_record(prompt, 'ar')
-    record.update(text=tok.decode(out_ids), token_ids=out_ids, num_generated_tokens=n,
-                  decode_steps=result['decode_steps'], wall_time_s=wall, forks=0,
-                  max_live_branches=1, mean_accepted_tokens=1.0)
-    decode_tps = (n - 1) / result['decode_s'] if n > 1 and result['decode_s'] > 0 else float('nan')
-    print(f'[generate] {n} tokens, prefill {result["prefill_s"]:.2f}s (incl. compile), decode '
-          f'{decode_tps:.1f} tokens/s', file=sys.stderr)
-    records.append(record)
+
+    def on_tokens(index, branch_id, parent, fork_point, new_ids):
+      del index, branch_id, parent, fork_point
+      for t in new_ids:
+        sys.stdout.write(decoder.push(t))
+      sys.stdout.flush()
+  records = generate_records(runtime, mode, prompts, ids, max_new_tokens=max_new,
+                             temperature=sampling.temperature, top_k=sampling.top_k,
+                             top_p=sampling.top_p, seed=sampling.seed, on_tokens=on_tokens)
+  if stream:
+    sys.stdout.write('\n')
+  for r in records:
+    n, wall = r['num_generated_tokens'], r['wall_time_s']
+    print(f'[generate] {mode}: {n} tokens in {r["decode_steps"]} steps, {wall:.2f}s '
+          f'({n / wall if wall > 0 else float("nan"):.1f} tokens/s), forks {r["forks"]}, '
+          f'peak KV pages {r["peak_kv_pages"]}', file=sys.stderr)
   return records
 
 
@@ -93,9 +78,15 @@ def run(config: ml_collections.ConfigDict) -> None:
   max_new = config.generate.max_new_tokens if max_new is None else max_new
   if max_new < 1:
     raise ValueError(f'--max_new_tokens must be >= 1, got {max_new}')
+  if cli_flags.ATTENTION_IMPL.value is not None:
+    from pallas_kernels import IMPLS
+    if cli_flags.ATTENTION_IMPL.value not in IMPLS:
+      raise ValueError(f'unknown --attention_impl={cli_flags.ATTENTION_IMPL.value!r}; choose one of '
+                       f'{", ".join(IMPLS)}')
+    config.engine.attention_impl = cli_flags.ATTENTION_IMPL.value
   runtime = load_runtime(config)
-  stream = cli_flags.STREAM.value and len(prompts) == 1
-  records = generate_ar(runtime, prompts, max_new, sampling, stream)
+  stream = cli_flags.STREAM.value and len(prompts) == 1 and mode == 'ar'
+  records = generate_on_engine(runtime, mode, prompts, max_new, sampling, stream)
   write_records(records, cli_flags.OUTPUT.value, echo=not stream)
 
 

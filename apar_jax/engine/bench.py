@@ -1,0 +1,167 @@
+"""Engine benchmark: batch-1 AR against a bare jitted single-step loop; many concurrent requests.
+
+    python -m apar_jax.engine.bench --config=configs/smollm2_135m.py [--new_tokens=96]
+
+Prints one line per measurement (stdout) and progress (stderr). Every figure is a ratio or rate
+measured in the same run, after warm-up (compilation excluded); compared runs are interleaved and
+the best of `--repeats` is kept, so load from other processes hits them alike.
+  1. bare loop: a Python loop over one jitted decode step (dense KV cache, greedy, cache donated):
+     the fastest plain way to decode one sequence; no host sync until the end (async dispatch).
+  2. engine AR, batch 1 (max_slots=1), with `chunk_steps` steps per device call, and with
+     `chunk_steps=1` (a host sync after every token) to show what per-step syncs would cost.
+  3. engine with `--concurrent` requests at once (max_slots = concurrent): tokens/s, decode steps,
+     peak KV pages, in AR and APAR mode.
+"""
+
+import functools
+import sys
+import time
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+from absl import app, flags
+from ml_collections import config_flags
+
+from apar_jax.engine.engine import Engine, engine_section
+from apar_jax.engine.requests import Request
+from apar_jax.model import DenseCache, DenseCacheSpec, Transformer
+
+_CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file (get_config()).',
+                                          lock_config=False)
+_NEW = flags.DEFINE_integer('new_tokens', 96, 'Tokens per answer in the batch-1 comparison.')
+_CONCURRENT = flags.DEFINE_integer('concurrent', 16, 'Requests decoded together in part 3.')
+_CONCURRENT_NEW = flags.DEFINE_integer('concurrent_new_tokens', 64, 'Tokens per answer in part 3.')
+_REPEATS = flags.DEFINE_integer('repeats', 3, 'Timed repeats (best is reported).')
+_CHUNK = flags.DEFINE_integer('chunk_steps', 32, 'Engine decode steps per device call.')
+_MODES = flags.DEFINE_list('modes', ['ar', 'apar'], 'Engine modes for the concurrent run.')
+
+PROMPTS = ['Write a short story about a robot who learns to paint.',
+           'List five tips for staying productive when working from home.',
+           'Explain how a bicycle works.', 'What are the benefits of reading books?',
+           'Describe the water cycle.', 'Give me three ideas for a birthday party.',
+           'How do I make a cup of tea?', 'Write a poem about autumn leaves.']
+
+
+def _log(msg: str) -> None:
+  print(msg, file=sys.stderr, flush=True)
+
+
+def bare_loop(model: Transformer, params: Any, prompt: list[int], new_tokens: int,
+              max_len: int) -> Callable[[], Any]:
+  """A compiled function that prefills `prompt` and greedily decodes `new_tokens`, one jitted step
+  per token (dense cache, donated), with no host sync until the end."""
+  cfg = model.cfg
+
+  @jax.jit
+  def prefill(params, tokens):
+    caches = tuple(DenseCache.zeros(1, max_len, cfg.n_kv_heads, cfg.head_dim, jnp.dtype(cfg.dtype))
+                   for _ in range(cfg.n_layers))
+    pos = jnp.arange(tokens.shape[1])[None]
+    out = model.apply({'params': params}, tokens, pos, DenseCacheSpec(jnp.zeros((1,), jnp.int32)),
+                      caches)
+    return out.caches, jnp.argmax(out.logits[:, -1], -1).astype(jnp.int32)[:, None]
+
+  @functools.partial(jax.jit, donate_argnums=(1,))
+  def step(params, caches, token, length):
+    out = model.apply({'params': params}, token, length[:, None], DenseCacheSpec(length), caches)
+    return out.caches, jnp.argmax(out.logits[:, -1], -1).astype(jnp.int32)[:, None], length + 1
+
+  def run():
+    caches, tok = prefill(params, jnp.asarray([prompt], jnp.int32))
+    length = jnp.asarray([len(prompt)], jnp.int32)
+    for _ in range(new_tokens - 1):
+      caches, tok, length = step(params, caches, tok, length)
+    return jax.block_until_ready(tok)
+
+  run()  # compile
+  return run
+
+
+def best_interleaved(fns: dict[str, Callable[[], Any]], repeats: int) -> dict[str, float]:
+  """Best wall time of each function, running them in turn `repeats` times (a shared, noisy machine
+  slows all of them alike within one round)."""
+  best = {name: float('inf') for name in fns}
+  for _ in range(repeats):
+    for name, fn in fns.items():
+      t0 = time.perf_counter()
+      fn()
+      best[name] = min(best[name], time.perf_counter() - t0)
+  return best
+
+
+def _engine(config: ml_collections.ConfigDict, mode: str, params: Any, tokenizer: Any,
+            **caps) -> Engine:
+  config = ml_collections.ConfigDict(config.to_dict())
+  eng = ml_collections.ConfigDict(engine_section(config).to_dict())
+  eng.update(caps)
+  config.engine = eng
+  return Engine(config, mode, params=params, tokenizer=tokenizer)
+
+
+def main(argv: list[str]) -> None:
+  del argv
+  from apar_jax.runtime import load_runtime
+  from apar_jax.tokenization import encode_chat
+  config = _CONFIG.value
+  if config is None:
+    raise app.UsageError('pass --config=configs/<name>.py')
+  runtime = load_runtime(config)
+  tok = runtime.tokenizer
+  ids = [encode_chat(tok, [{'role': 'user', 'content': p}], config.tokenizer.chat_template)
+         for p in PROMPTS]
+  new = _NEW.value
+  page = 16
+  pages_per_slot = -(-(max(map(len, ids)) + max(new, _CONCURRENT_NEW.value)) // page)
+  _log(f'[bench] {config.name}: {jax.device_count()} {jax.default_backend()} device(s); prompt '
+       f'{len(ids[0])} tokens, {new} new tokens, best of {_REPEATS.value}')
+
+  # 1 + 2. bare loop and batch-1 engine, measured in turn
+  bare = bare_loop(runtime.model, runtime.params, ids[0], new, pages_per_slot * page)
+  eng = _engine(config, 'ar', runtime.params, tok, max_slots=1, max_requests=1, page_size=page,
+                pages_per_slot=pages_per_slot, num_pages=pages_per_slot, max_new_tokens=new,
+                chunk_steps=_CHUNK.value)
+  eng.warmup()
+  req = [Request(token_ids=ids[0], max_new_tokens=new)]
+  n = eng.generate(req)[0].num_generated_tokens
+  syncs = {}
+
+  def engine_run(chunk):
+    def run():
+      eng.generate(req, chunk_steps=chunk)
+      syncs[chunk] = (eng.last_stats['chunks'], eng.last_stats['steps'])
+    return run
+
+  t = best_interleaved({'bare': bare, 'chunked': engine_run(_CHUNK.value),
+                        'per_step': engine_run(1)}, _REPEATS.value)
+  print(f'bare_loop batch=1: {new / t["bare"]:.2f} tokens/s ({1e3 * t["bare"] / new:.1f} ms/token)')
+  for name, chunk in (('chunked', _CHUNK.value), ('per_step', 1)):
+    print(f'engine_ar batch=1 chunk_steps={chunk}: {n / t[name]:.2f} tokens/s '
+          f'({1e3 * t[name] / n:.1f} ms/token), {syncs[chunk][0]} host syncs for {syncs[chunk][1]} '
+          f'steps, {(n / t[name]) / (new / t["bare"]):.3f}x bare loop')
+
+  # 3. concurrent requests, modes measured in turn
+  c = _CONCURRENT.value
+  reqs = [Request(token_ids=ids[i % len(ids)], max_new_tokens=_CONCURRENT_NEW.value)
+          for i in range(c)]
+  engines, results = {}, {}
+  for mode in _MODES.value:
+    engines[mode] = _engine(config, mode, runtime.params, tok, max_slots=c, max_requests=c,
+                            page_size=page, pages_per_slot=pages_per_slot,
+                            num_pages=c * pages_per_slot, max_new_tokens=_CONCURRENT_NEW.value,
+                            chunk_steps=_CHUNK.value)
+    engines[mode].warmup()
+  t = best_interleaved({mode: (lambda m=mode: results.__setitem__(m, engines[m].generate(reqs)))
+                        for mode in engines}, _REPEATS.value)
+  for mode, eng in engines.items():
+    tokens = sum(r.num_generated_tokens for r in results[mode])
+    stats = eng.last_stats
+    print(f'engine_{mode} concurrent={c}: {tokens / t[mode]:.2f} tokens/s, {tokens} tokens in '
+          f'{stats["steps"]} steps, {sum(r.forks for r in results[mode])} forks, peak_kv_pages '
+          f'{stats["peak_kv_pages"]} of {c * pages_per_slot} ({page} tokens/page), '
+          f'{stats["chunks"]} host syncs')
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,66 @@
+"""What `python -m apar_jax generate --mode=ar|apar` calls: prompts in, JSONL records out.
+
+    records = generate_records(runtime, 'apar', prompts, prompt_ids, max_new_tokens=256,
+                               temperature=0.0, top_k=0, top_p=1.0, seed=0, on_tokens=None)
+
+`on_tokens(index, branch_id, parent_branch, fork_point, new_ids)` is called after every chunk with
+the tokens each branch gained (branches of one APAR answer arrive interleaved, in device order).
+"""
+
+from typing import Any, Callable, Optional, Sequence
+
+import ml_collections
+
+from apar_jax.engine.engine import Engine, engine_section
+from apar_jax.engine.requests import DoneEvent, Request, TokensEvent
+from apar_jax.engine.state import pages_for
+
+
+def fit_engine_config(config: ml_collections.ConfigDict, prompt_lengths: Sequence[int],
+                      max_new_tokens: int, mode: str = 'apar') -> ml_collections.ConfigDict:
+  """A copy of `config` whose engine is sized for these prompts.
+
+  `pages_per_slot` becomes what the longest prompt plus `max_new_tokens` needs (rounded up to 4
+  pages), because the attention reads every page-table entry of a slot: a table sized for the default
+  1k-token view makes short requests pay for it. `max_new_tokens` and `num_pages` are raised when too
+  small (never lowered). In AR mode no slot is ever needed for a branch, so `max_slots` is capped at the
+  number of prompts: idle slots still cost a row of every step.
+  """
+  config = ml_collections.ConfigDict(config.to_dict())
+  eng = ml_collections.ConfigDict(engine_section(config).to_dict())
+  eng.max_new_tokens = max(int(eng.max_new_tokens), int(max_new_tokens))
+  need = pages_for(max(prompt_lengths) - 1 + int(max_new_tokens), int(eng.page_size))
+  eng.pages_per_slot = -(-need // 4) * 4
+  eng.num_pages = max(int(eng.num_pages), eng.pages_per_slot)
+  if mode == 'ar':
+    eng.max_slots = min(int(eng.max_slots), len(prompt_lengths))
+    eng.max_requests = min(int(eng.max_requests), eng.max_slots)
+  config.engine = eng
+  return config
+
+
+def generate_records(runtime: Any, mode: str, prompts: Sequence[str],
+                     prompt_ids: Sequence[Sequence[int]], *, max_new_tokens: int,
+                     temperature: float = 0.0, top_k: int = 0, top_p: float = 1.0, seed: int = 0,
+                     on_tokens: Optional[Callable[..., None]] = None,
+                     warmup: bool = True) -> list[dict[str, Any]]:
+  """Decodes every prompt on the engine (continuous batching); one record per prompt, input order.
+
+  With `warmup`, the engine compiles on a throwaway request first, so `wall_time_s` is decoding time.
+  """
+  config = fit_engine_config(runtime.config, [len(i) for i in prompt_ids], max_new_tokens,
+                             mode)
+  engine = Engine(config, mode, params=runtime.params, tokenizer=runtime.tokenizer,
+                  mesh=runtime.mesh)
+  if warmup:
+    engine.warmup()
+  requests = [Request(prompt=p, token_ids=ids, max_new_tokens=max_new_tokens,
+                      temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
+              for p, ids in zip(prompts, prompt_ids)]
+  records: list[Optional[dict[str, Any]]] = [None] * len(requests)
+  for event in engine.stream(requests, stream_tokens=on_tokens is not None):
+    if isinstance(event, TokensEvent):
+      on_tokens(event.index, event.branch_id, event.parent, event.fork_point, event.new_tokens)
+    elif isinstance(event, DoneEvent):
+      records[event.index] = event.result.to_record()
+  return records  # type: ignore[return-value]

@@ -1,0 +1,183 @@
+"""`Engine`: the Python API of the decoding engine (AR and APAR modes, continuous batching).
+
+    engine = Engine(config, mode='apar')            # loads params and tokenizer from the config
+    results = engine.generate([Request(prompt='...'), ...])
+    for event in engine.stream(requests): ...       # TokensEvent per chunk, DoneEvent per request
+
+Every request is validated before anything is compiled or run.
+"""
+
+from typing import Any, Iterator, Optional, Sequence
+
+import jax
+import ml_collections
+
+from apar_jax.engine.loop import EngineFunctions, compiled_functions
+from apar_jax.engine.requests import (DoneEvent, PreparedRequest, Request, Result, check_settings)
+from apar_jax.engine.scheduler import Scheduler
+from apar_jax.engine.state import Capacities, EngineState, init_state, pages_for
+from apar_jax.engine.token_choice import ControlIds
+from apar_jax.engine.tree_reassembly import Branch, reassemble
+
+MODES = ('ar', 'apar')
+
+
+def engine_section(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """`config.engine`, or the defaults of configs/engine_defaults.py when the config has none."""
+  if 'engine' in config:
+    return config.engine
+  import importlib.util
+  import os
+  path = os.path.join(os.path.dirname(__file__), '..', '..', 'configs', 'engine_defaults.py')
+  spec = importlib.util.spec_from_file_location('engine_defaults', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.engine_config()
+
+
+class Engine:
+  """Paged-KV, static-slot decoding engine for one model config and mode."""
+
+  def __init__(self, config: ml_collections.ConfigDict, mode: str = 'ar', *, params: Any = None,
+               tokenizer: Any = None, control_ids: Optional[ControlIds] = None,
+               mesh: Optional[jax.sharding.Mesh] = None):
+    if mode not in MODES:
+      raise ValueError(f'unknown engine mode {mode!r}; choose one of {", ".join(MODES)}')
+    self.config, self.mode = config, mode
+    eng = engine_section(config)
+    self.caps = Capacities.from_config(eng)
+    self.attention_impl = str(eng.get('attention_impl', 'auto'))
+    if tokenizer is None and control_ids is None:
+      from apar_jax.runtime import load_tokenizer_from_config
+      tokenizer = load_tokenizer_from_config(config)
+    self.tokenizer = tokenizer
+    self.ids = control_ids or _ids_from_tokenizer(tokenizer)
+    vocab = int(config.model.vocab_size)
+    for name, i in (('[Fork]', self.ids.fork), ('[Child]', self.ids.child)) + tuple(
+        ('stop', s) for s in self.ids.stop):
+      if not 0 <= i < vocab:
+        raise ValueError(f'{name} id {i} is outside the model vocabulary [0, {vocab}); set '
+                         f'--config.model.vocab_size to the tokenizer size')
+    if params is None:
+      from apar_jax.weights import load_params
+      params = load_params(config)
+    self.params = params
+    self.mesh = mesh
+    # Params placed on the mesh drive the partitioning; the state is replicated. (No tracing under
+    # `jax.set_mesh`: there the model's logical constraints fail in Flax's param shape check.)
+    self.fns: EngineFunctions = compiled_functions(
+        ml_collections.FrozenConfigDict(config.model), self.caps, self.ids, mode == 'apar',
+        self.attention_impl)
+    self.last_stats: dict[str, int] = {}
+    self._state: Optional[EngineState] = None  # kept between calls: the KV pools are reused
+
+  @classmethod
+  def from_runtime(cls, runtime: Any, mode: str = 'ar') -> 'Engine':
+    """An engine over a loaded `apar_jax.runtime.Runtime` (its params, tokenizer and mesh)."""
+    return cls(runtime.config, mode, params=runtime.params, tokenizer=runtime.tokenizer,
+               mesh=runtime.mesh)
+
+  # ---- validation -------------------------------------------------------------------------------
+  def prepare(self, index: int, request: Request) -> PreparedRequest:
+    """Resolves defaults, tokenizes and checks one request; raises ValueError with the reason."""
+    caps = self.caps
+    if request.token_ids is not None:
+      ids = tuple(int(t) for t in request.token_ids)
+    elif request.prompt is not None:
+      ids = tuple(self._encode(request.prompt))
+    else:
+      raise ValueError(f'request {index}: give a prompt or token_ids')
+    if not ids:
+      raise ValueError(f'request {index}: the prompt is empty (0 tokens)')
+    vocab = int(self.config.model.vocab_size)
+    bad = [t for t in ids if not 0 <= t < vocab]
+    if bad:
+      raise ValueError(f'request {index}: token ids {bad[:5]} are outside the vocabulary '
+                       f'[0, {vocab})')
+    max_new = request.max_new_tokens
+    if max_new is None:
+      max_new = min(int(self.config.generate.max_new_tokens), caps.max_new_tokens)
+    check_settings(max_new, request.temperature, request.top_k, request.top_p, caps.max_new_tokens)
+    if not 0 <= request.arrival_s < float('inf'):
+      raise ValueError(f'request {index}: arrival_s must be finite and >= 0, got {request.arrival_s}')
+    need = len(ids) - 1 + max_new
+    if need > caps.slot_capacity:
+      raise ValueError(
+          f'request {index}: prompt ({len(ids)} tokens) + max_new_tokens ({max_new}) needs '
+          f'{need} positions but a slot holds {caps.slot_capacity} (pages_per_slot x page_size); '
+          'shorten the prompt, lower max_new_tokens or raise --config.engine.pages_per_slot')
+    if need > int(self.config.model.max_position):
+      raise ValueError(f'request {index}: prompt + max_new_tokens exceeds the model max_position '
+                       f'{self.config.model.max_position}')
+    if pages_for(need, caps.page_size) > caps.num_pages:
+      raise ValueError(f'request {index}: needs {pages_for(need, caps.page_size)} KV pages but the '
+                       f'pool has {caps.num_pages}; raise --config.engine.num_pages')
+    return PreparedRequest(index, request.prompt, ids, int(max_new), float(request.temperature),
+                           int(request.top_k), float(request.top_p), int(request.seed),
+                           float(request.arrival_s))
+
+  def _encode(self, prompt: str) -> list[int]:
+    if self.tokenizer is None:
+      raise ValueError('this engine has no tokenizer: pass token_ids')
+    from apar_jax.tokenization import encode_chat
+    tok_cfg = self.config.tokenizer
+    return encode_chat(self.tokenizer, [{'role': 'user', 'content': prompt}], tok_cfg.chat_template,
+                       system_prompt=tok_cfg.system_prompt)
+
+  # ---- running ----------------------------------------------------------------------------------
+  def _take_state(self) -> EngineState:
+    """An empty device state: the previous run's, reset, or a new one (replicated over the mesh)."""
+    state, self._state = self._state, None
+    if state is not None:
+      return self.fns.reset(state)
+    state = init_state(self.caps, self.config.model)
+    if self.mesh is not None and self.mesh.size > 1:
+      from apar_jax.sharding import replicated
+      state = jax.device_put(state, replicated(self.mesh))
+    return state
+
+  def stream(self, requests: Sequence[Request], *, stream_tokens: bool = True,
+             chunk_steps: Optional[int] = None, chunk_events: bool = False) -> Iterator[Any]:
+    """Yields `TokensEvent`s after each chunk (if `stream_tokens`), a `DoneEvent` per request and a
+    `ChunkEvent` per chunk (if `chunk_events`)."""
+    prepared = [self.prepare(i, r) for i, r in enumerate(requests)]
+    if not prepared:
+      return
+    scheduler = Scheduler(self.fns, self.params, self._take_state(), self.caps, self._result,
+                          chunk_steps or self.caps.chunk_steps)
+    yield from scheduler.run(prepared, stream_tokens, chunk_events)
+    self.last_stats = scheduler.final_stats()
+    self._state = scheduler.state
+
+  def generate(self, requests: Sequence[Request], *,
+               chunk_steps: Optional[int] = None) -> list[Result]:
+    """Decodes every request; results in input order."""
+    results: list[Optional[Result]] = [None] * len(requests)
+    for event in self.stream(requests, stream_tokens=False, chunk_steps=chunk_steps):
+      if isinstance(event, DoneEvent):
+        results[event.index] = event.result
+    return results  # type: ignore[return-value]
+
+  def warmup(self) -> None:
+    """Compiles every device function with a throwaway two-token request."""
+    self.generate([Request(token_ids=[self.ids.stop[0]] * 2, max_new_tokens=1)])
+
+  def _result(self, req: PreparedRequest, branches: list[Branch], counters: dict[str, int],
+              wall: float) -> Result:
+    ids = reassemble(branches, (self.ids.fork, self.ids.child), self.ids.stop)
+    text = self.tokenizer.decode(ids) if self.tokenizer is not None else ''
+    return Result(
+        prompt=req.prompt, mode=self.mode, text=text, token_ids=ids, num_generated_tokens=len(ids),
+        decode_steps=counters['decode_steps'], wall_time_s=wall, forks=counters['forks'],
+        max_live_branches=counters['max_live'], peak_kv_pages=counters['peak_pages'],
+        mean_accepted_tokens=1.0, attended_kv_tokens=counters['attended'],
+        refused_forks=counters['refused_forks'],
+        sampled_tokens=sum(len(b.tokens) for b in branches), prompt_tokens=len(req.ids),
+        branches=sorted(branches, key=lambda b: b.branch_id))
+
+
+def _ids_from_tokenizer(tokenizer: Any) -> ControlIds:
+  if tokenizer.fork_id is None or tokenizer.child_id is None:
+    raise ValueError('the tokenizer has no [Fork]/[Child] tokens; load it with the APAR tokens')
+  return ControlIds(int(tokenizer.fork_id), int(tokenizer.child_id),
+                    tuple(int(i) for i in tokenizer.stop_ids))

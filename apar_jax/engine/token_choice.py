@@ -1,0 +1,59 @@
+"""Per-slot token choice: control-token bans, per-branch PRNG keys, and the shared sampler.
+
+Keys depend only on the request's seed, the branch's place in the tree and the output index, never
+on the slot or on other requests, so a request gives the same tokens alone or in a batch:
+root key = key(seed); child key = fold_in(parent key, fork_point); the key of output t is
+fold_in(branch key, t).
+"""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+
+from apar_jax.engine.state import Requests, Slots
+from apar_jax.sampling import sample_logits
+
+NEG_INF = -jnp.inf
+
+
+@dataclasses.dataclass(frozen=True)
+class ControlIds:
+  """Token ids the engine reacts to (from the tokenizer; static)."""
+  fork: int
+  child: int
+  stop: tuple[int, ...]
+
+  def __post_init__(self):
+    if not self.stop:
+      raise ValueError('the engine needs at least one stop id (EOS)')
+
+
+def root_key_data(seed: int) -> jax.Array:
+  """[2] uint32: raw key of a request's root branch."""
+  return jax.random.key_data(jax.random.key(seed))
+
+
+def child_key_data(parent_key: jax.Array, fork_point: jax.Array) -> jax.Array:
+  """[S, 2] uint32: raw keys of children spawned at `fork_point [S]` of parents `parent_key`."""
+  def fold(k, i):
+    return jax.random.key_data(jax.random.fold_in(jax.random.wrap_key_data(k), i))
+  return jax.vmap(fold)(parent_key, fork_point)
+
+
+def step_keys(slots: Slots) -> jax.Array:
+  """[S] typed keys for the token each slot emits now (output index `num_out`)."""
+  return jax.vmap(lambda k, i: jax.random.fold_in(jax.random.wrap_key_data(k), i))(
+      slots.key, slots.num_out)
+
+
+def ban_column(logits: jax.Array, token: int, ban: jax.Array) -> jax.Array:
+  """Sets logits[:, token] to -inf on rows where `ban [S]`. logits [S, V]."""
+  return logits.at[:, token].set(jnp.where(ban, NEG_INF, logits[:, token]))
+
+
+def choose(logits: jax.Array, slots: Slots, requests: Requests) -> jax.Array:
+  """[S] int32 tokens sampled with each slot's request settings (temperature 0 = greedy)."""
+  r = slots.request
+  return sample_logits(logits, step_keys(slots), requests.temperature[r], requests.top_k[r],
+                       requests.top_p[r])

@@ -1,0 +1,72 @@
+"""SmolLM2-135M-Instruct with the bundled APAR adapter, and the recipe that trains that adapter.
+
+Decoding (`generate --mode=apar`): the base GGUF plus the LoRA adapter in `weights.adapter` (merged
+at load time with `apar_jax.training.lora.apply_adapter`).
+
+The recipe (2-core CPU; see docs/apar_training.md for the measured sizes and the loss curve) is one
+command: `train` first completes the self-distillation (`distill_first`), then trains the LoRA adapter
+and the [Fork]/[Child] rows. It resumes after an interruption (re-run it); run it in the background:
+  mkdir -p runs && nohup python -m apar_jax train --config=configs/apar_smollm2_135m.py \
+      > runs/apar_smollm2_135m.log 2>&1 &
+(`python -m apar_jax distill --config=...` runs the first stage alone.)
+"""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+import engine_defaults  # noqa: E402
+import smollm2_135m  # noqa: E402
+
+from apar_jax.training.defaults import distill_defaults, train_defaults  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RUN_DIR = os.path.join(REPO, 'runs', 'apar_smollm2_135m')
+ADAPTER = os.path.join(REPO, 'data', 'adapters', 'apar_smollm2_135m')
+
+
+def get_config():
+  config = smollm2_135m.get_config()
+  config.name = 'apar_smollm2_135m'
+  config.weights.adapter = ADAPTER  # LoRA + control-token rows; '' = base model only
+  # Distillation answers up to 384 tokens; the engine's per-branch buffer must hold them.
+  config.engine = engine_defaults.engine_config(max_new_tokens=384, max_requests=16)
+
+  config.distill = distill_defaults()
+  # Sampling (not greedy): greedy SmolLM2 loops on long lists until the budget far more often.
+  config.distill.update(
+      num_prompts=1000,
+      output=os.path.join(RUN_DIR, 'distill', 'smollm2_sharegpt.jsonl'),
+      batch_size=16,
+      max_new_tokens=384,
+      temperature=0.7,
+      top_p=0.9,
+  )
+
+  config.train = train_defaults()
+  config.train.update(
+      data_path=config.distill.get_ref('output'),
+      distill_first=True,            # `train` runs (or resumes) the distillation first
+      unfinished='trim',             # answers cut at 384 tokens keep their complete blocks
+      layout='packed',
+      plain_fraction=0.5,
+      seq_len=512,
+      max_branches=32,
+      method='lora',
+      learning_rate=3e-4,
+      end_lr_fraction=0.1,
+      warmup_steps=10,
+      total_steps=180,
+      batch_size=4,                  # 4 rows x 512 tokens per step (~2,000 real tokens)
+      grad_accum=2,                  # 2 rows per forward: ~5.5 GB peak instead of ~11 GB
+      weight_decay=0.0,
+      grad_clip=1.0,
+      checkpoint_dir=os.path.join(RUN_DIR, 'checkpoints'),
+      save_every=10,
+      keep_checkpoints=2,
+      log_dir=os.path.join(RUN_DIR, 'logs'),
+      export_dir=ADAPTER,
+      plot_path=os.path.join(REPO, 'docs', 'apar_training_loss.png'),
+  )
+  config.train.lora.update(rank=16, alpha=32.0, impl='intercept')
+  return config

@@ -1,0 +1,64 @@
+"""Default sections for speculative decoding (`config.speculative`) and drafter training
+(`config.drafter`); merged into base.py by the lead.
+
+`speculative` names the drafter checkpoints a decoding mode loads and the tree it verifies;
+`drafter` drives `python -m apar_jax train_drafter` (see docs/speculative.md).
+"""
+
+import ml_collections
+
+
+def speculative_config(**overrides) -> ml_collections.ConfigDict:
+  """The `speculative` section: drafters per mode, tree, acceptance rule."""
+  spec = ml_collections.ConfigDict(dict(
+      medusa_path='checkpoints/drafters/smollm2_135m_medusa',       # orbax drafter checkpoint
+      hidden_transfer_path='checkpoints/drafters/smollm2_135m_hidden_transfer',
+      hidden_transfer_variant='verify',   # 'verify' (pseudo tokens in the verify forward) | 'extra_pass'
+      tree='auto',            # 'auto' (from the checkpoint's measured acceptance + step time) | 'chain' | a list of paths as a string, e.g. '(0,),(1,),(0,0)'
+      max_tree_nodes=8,       # Q: query tokens per slot and step, root included (a static capacity)
+      topk=4,                 # guesses kept per drafted position
+      lookup_num_draft=4,     # prompt lookup: drafted tokens (a chain)
+      lookup_max_ngram=3,
+      lookup_min_ngram=1,
+      acceptance='exact',     # 'exact' (greedy / rejection sampling: lossless) | 'typical' (LOSSY)
+  ))
+  spec.update(overrides)
+  return spec
+
+
+def drafter_train_config(**overrides) -> ml_collections.ConfigDict:
+  """The `drafter` section of `train_drafter`."""
+  drafter = ml_collections.ConfigDict(dict(
+      kind='medusa',            # 'medusa' | 'hidden_transfer'
+      num_heads=3,              # future tokens drafted (Medusa heads / HT pseudo tokens)
+      transfer_layer=20,        # hidden_transfer: layers run before the transfer (0 = embeddings)
+      data_path='runs/drafter_data/selfdistill.jsonl',   # ShareGPT JSONL (self-distilled answers)
+      generate_answers=0,       # > 0: first distil this many answers into data_path if it is missing
+      distill_max_new_tokens=192,
+      distill_batch=8,
+      seq_len=256,              # prompt + answer tokens per row
+      max_prompt=64,            # prompt tokens kept (the last ones)
+      eval_fraction=0.1,        # rows held out for the acceptance measurement
+      steps=300,
+      batch=256,                # medusa: positions per step
+      rows_per_step=2,          # hidden_transfer: rows per step
+      anchors_per_row=32,       # hidden_transfer: anchor positions per row
+      learning_rate=1e-3,
+      warmup_steps=20,
+      weight_decay=0.0,
+      save_every=50,
+      topk_eval=4,
+      work_dir='runs/train_drafter',   # resumable train state
+      output='',                # final drafter checkpoint ('' = checkpoints/drafters/<model>_<kind>)
+      overwrite=False,
+  ))
+  drafter.update(overrides)
+  return drafter
+
+
+def get_config():
+  """Lets this file be loaded like any config (only the two sections)."""
+  config = ml_collections.ConfigDict()
+  config.speculative = speculative_config()
+  config.drafter = drafter_train_config()
+  return config
