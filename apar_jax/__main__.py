@@ -15,6 +15,8 @@ COMMANDS = {
     'generate': 'apar_jax.commands.generate',
     'convert': 'apar_jax.commands.convert',
     'demo': 'apar_jax.commands.demo',
+    'distill': 'apar_jax.commands.distill',
+    'train': 'apar_jax.commands.train',
 }
 
 

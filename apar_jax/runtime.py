@@ -42,11 +42,21 @@ def check_vocab(config: ml_collections.ConfigDict, tokenizer: Tokenizer) -> None
         f'{tokenizer.vocab_size}')
 
 
+def load_model_params(config: ml_collections.ConfigDict, shardings: Any = None) -> Any:
+  """The config's weights, with its APAR adapter (`config.weights.adapter`, if set) merged in."""
+  from apar_jax.weights import load_params
+  params = load_params(config, shardings=shardings)
+  adapter_path = config.weights.get('adapter', '')
+  if adapter_path:
+    from apar_jax.training import apply_adapter, load_adapter
+    params = apply_adapter(params, load_adapter(adapter_path))
+  return params
+
+
 def load_runtime(config: ml_collections.ConfigDict) -> Runtime:
   """Builds the model, loads params into their shardings on the config's mesh, loads the tokenizer."""
   tokenizer = load_tokenizer_from_config(config)
   check_vocab(config, tokenizer)
-  from apar_jax.weights import load_params
   model = build_model(config.model)
   mesh = distributed.make_global_mesh(config.mesh)
   shardings = None
@@ -55,5 +65,5 @@ def load_runtime(config: ml_collections.ConfigDict) -> Runtime:
     with mesh, nn.logical_axis_rules(sharding.logical_rules(config)):
       shardings = sharding.param_shardings(model, config, mesh, example)
   # Each leaf is placed in its sharding as it loads (orbax restores straight into them).
-  params = load_params(config, shardings=shardings)
+  params = load_model_params(config, shardings=shardings)
   return Runtime(config, model, params, tokenizer, mesh)

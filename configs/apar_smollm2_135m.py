@@ -68,5 +68,5 @@ def get_config():
       export_dir=ADAPTER,
       plot_path=os.path.join(REPO, 'docs', 'apar_training_loss.png'),
   )
-  config.train.lora.update(rank=16, alpha=32.0, impl='intercept')
+  config.train.lora.update(rank=16, alpha=32.0, impl='merge')
   return config

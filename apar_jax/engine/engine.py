@@ -59,8 +59,8 @@ class Engine:
         raise ValueError(f'{name} id {i} is outside the model vocabulary [0, {vocab}); set '
                          f'--config.model.vocab_size to the tokenizer size')
     if params is None:
-      from apar_jax.weights import load_params
-      params = load_params(config)
+      from apar_jax.runtime import load_model_params
+      params = load_model_params(config)
     self.params = params
     self.mesh = mesh
     # Params placed on the mesh drive the partitioning; the state is replicated. (No tracing under

@@ -1,0 +1,120 @@
+"""ShareGPT file -> APAR and plain examples mixed at a ratio -> packed rows -> batches by step.
+
+Every structured answer (see `structure.extract_tree`) becomes an APAR tree example; every other
+answer a plain chat example. `plain_fraction` fixes the share of plain examples: the side in excess is
+subsampled (deterministically). The batch of a step is a pure function of (seed, step), so a resumed
+run sees exactly the batches an uninterrupted one would.
+"""
+
+import collections
+import dataclasses
+import random
+from typing import Optional, Sequence
+
+import numpy as np
+
+from apar_jax.apar_data.examples import Example, tokenize_exchange
+from apar_jax.apar_data.layouts import TokenCounts, branch_layout, token_counts
+from apar_jax.apar_data.packing import PackedRows, pack_rows
+from apar_jax.apar_data.sharegpt import Exchange, exchanges, read_conversations
+from apar_jax.apar_data.structure import extract_tree
+from apar_jax.tokenization import Tokenizer, encode_chat
+
+LAYOUTS = ('packed', 'branch_rows')
+
+
+@dataclasses.dataclass(frozen=True)
+class DataStats:
+  exchanges: int
+  trees: int
+  plain: int
+  used_trees: int
+  used_plain: int
+  reasons: dict[str, int]  # why answers got no tree
+  counts: TokenCounts  # of the used tree examples
+  rows: int
+  dropped: int
+  fill: float  # fraction of row slots holding tokens
+
+  def summary(self) -> str:
+    return (f'{self.exchanges} answers: {self.trees} trees, {self.plain} plain (no tree: '
+            f'{dict(self.reasons)}); used {self.used_trees} trees + {self.used_plain} plain; '
+            f'tree tokens {self.counts.packed} packed vs {self.counts.branch_layout} one-row-per-'
+            f'branch (saving {100 * self.counts.saving:.1f}%); {self.rows} rows, {self.dropped} '
+            f'examples dropped as too long, fill {100 * self.fill:.1f}%')
+
+
+def mix(trees: list[Example], plain: list[Example], plain_fraction: float,
+        seed: int) -> tuple[list[Example], list[Example]]:
+  """Subsamples the side in excess so that plain / (trees + plain) == plain_fraction."""
+  if not 0.0 <= plain_fraction <= 1.0:
+    raise ValueError(f'plain_fraction must be in [0, 1], got {plain_fraction}')
+  rng = random.Random(seed)
+  if plain_fraction == 0.0:
+    return trees, []
+  if plain_fraction == 1.0:
+    return [], plain
+  want_plain = round(len(trees) * plain_fraction / (1.0 - plain_fraction))
+  if want_plain <= len(plain):
+    return trees, rng.sample(plain, want_plain)
+  want_trees = round(len(plain) * (1.0 - plain_fraction) / plain_fraction)
+  return rng.sample(trees, min(want_trees, len(trees))), plain
+
+
+def build_examples(items: Sequence[Exchange], tokenizer: Tokenizer, chat_template: str,
+                   system_prompt: Optional[str]
+                   ) -> tuple[list[Example], list[Example], collections.Counter]:
+  """(tree examples, plain examples, counts of reasons for no tree)."""
+  trees, plain, reasons = [], [], collections.Counter()
+  for item in items:
+    extraction = extract_tree(item.answer)
+    prompt = encode_chat(tokenizer, list(item.messages), chat_template, system_prompt=system_prompt)
+    example = tokenize_exchange(tokenizer, prompt, item.answer, extraction.tree)
+    if extraction.tree is None:
+      reasons[extraction.reason] += 1
+      plain.append(example)
+    else:
+      trees.append(example)
+  return trees, plain, reasons
+
+
+def build_rows(path: str, tokenizer: Tokenizer, *, chat_template: str, system_prompt: Optional[str],
+               layout: str, plain_fraction: float, seq_len: int, max_branches: int,
+               seed: int, max_exchanges: int = 0,
+               unfinished: str = 'drop') -> tuple[PackedRows, DataStats]:
+  """Reads `path` and returns the packed training rows and what went into them."""
+  if layout not in LAYOUTS:
+    raise ValueError(f'layout must be one of {LAYOUTS}, got {layout!r}')
+  items = list(exchanges(read_conversations(path), unfinished))
+  if max_exchanges:
+    items = items[:max_exchanges]
+  if not items:
+    raise ValueError(f'{path} holds no (human, gpt) exchanges to train on')
+  trees, plain, reasons = build_examples(items, tokenizer, chat_template, system_prompt)
+  used_trees, used_plain = mix(trees, plain, plain_fraction, seed)
+  examples = used_trees + used_plain
+  if layout == 'branch_rows':
+    examples = [row for ex in examples for row in branch_layout(ex)]
+  random.Random(seed + 1).shuffle(examples)
+  rows = pack_rows(examples, seq_len, max_branches)
+  if rows.num_rows == 0:
+    raise ValueError(f'no example of {path} fits a row of {seq_len} tokens: raise '
+                     '--config.train.seq_len')
+  fill = float((rows.branch_ids >= 0).mean())
+  stats = DataStats(len(items), len(trees), len(plain), len(used_trees), len(used_plain),
+                    dict(reasons), token_counts(used_trees), rows.num_rows, rows.dropped, fill)
+  return rows, stats
+
+
+def batch_rows(num_rows: int, batch_size: int, step: int, seed: int) -> np.ndarray:
+  """Row indices [batch_size] of step `step`: epochs of seeded permutations, read in order."""
+  if num_rows < 1:
+    raise ValueError('no rows to draw batches from')
+  first = step * batch_size
+  out, perms = [], {}
+  for i in range(first, first + batch_size):
+    epoch, offset = divmod(i, num_rows)
+    if epoch not in perms:
+      perms[epoch] = np.random.default_rng([seed, epoch]).permutation(num_rows)
+    out.append(perms[epoch][offset])
+  return np.asarray(out, np.int64)

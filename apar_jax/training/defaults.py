@@ -1,0 +1,58 @@
+"""Default `config.train` and `config.distill` sections (a config file overrides what it needs)."""
+
+import ml_collections
+
+from apar_jax.training.lora import TARGETS
+
+
+def train_defaults() -> ml_collections.ConfigDict:
+  return ml_collections.ConfigDict(dict(
+      # data
+      data_path='',                 # ShareGPT .json/.jsonl (e.g. the distill output)
+      distill_first=False,          # `train` first completes `distill` into data_path (one command)
+      max_exchanges=0,              # use only the first N answers (0 = all)
+      unfinished='drop',            # answers cut at the distill budget: 'drop' | 'trim' (last blank line)
+      layout='packed',              # 'packed' (trees in one row) | 'branch_rows' (APAR's layout)
+      plain_fraction=0.5,           # share of plain (unstructured) chat examples
+      seq_len=512,                  # tokens per packed row
+      max_branches=32,              # branches per packed row (trees and plain examples count)
+      max_depth=2,                  # branch levels, root included (APAR data: 2)
+      # method
+      method='lora',                # 'lora' | 'full'
+      lora=ml_collections.ConfigDict(dict(rank=8, alpha=16.0, targets=TARGETS,
+                                          impl='merge')),  # 'merge' | 'intercept' (same maths)
+      # optimisation
+      learning_rate=2e-4,
+      end_lr_fraction=0.1,          # cosine decays to learning_rate * this
+      warmup_steps=10,
+      total_steps=100,
+      batch_size=8,                 # rows per optimizer step
+      grad_accum=1,                 # micro-batches per step (batch_size / grad_accum rows each)
+      weight_decay=0.0,
+      grad_clip=1.0,
+      seed=0,
+      attention_impl='auto',        # packed_tree_attention impl
+      # outputs
+      checkpoint_dir='runs/train/checkpoints',
+      save_every=10,
+      keep_checkpoints=2,
+      log_dir='runs/train/logs',    # TensorBoard events + metrics.jsonl
+      log_every=1,
+      export_dir='',                # final adapter (lora) / params (full); '' = do not export
+      plot_path='',                 # loss-curve PNG written at the end ('' = none)
+  ))
+
+
+def distill_defaults() -> ml_collections.ConfigDict:
+  return ml_collections.ConfigDict(dict(
+      num_prompts=2000,             # requests from the shipped generator
+      prompt_seed=0,
+      output='runs/distill/sharegpt.jsonl',
+      batch_size=8,                 # answers decoded together
+      max_new_tokens=320,
+      temperature=0.0,
+      top_p=1.0,
+      top_k=0,
+      seed=0,
+      backend='auto',               # 'auto' (engine if present) | 'engine' | 'dense'
+  ))
