@@ -1,6 +1,6 @@
 """`python -m apar_jax <command> --config=configs/<name>.py [flags]`.
 
-Commands: generate, convert, demo (and, as they land: bench, distill, train).
+Commands: generate, bench, distill, train, train_drafter, convert, demo.
 """
 
 import importlib
@@ -10,6 +10,7 @@ import sys
 from absl import app
 
 from apar_jax import cli_flags
+from apar_jax.bench import flags as bench_flags  # noqa: F401  (defines the bench command's flags)
 
 COMMANDS = {
     'generate': 'apar_jax.commands.generate',
@@ -17,6 +18,8 @@ COMMANDS = {
     'demo': 'apar_jax.commands.demo',
     'distill': 'apar_jax.commands.distill',
     'train': 'apar_jax.commands.train',
+    'train_drafter': 'apar_jax.commands.train_drafter',
+    'bench': 'apar_jax.commands.bench',
 }
 
 

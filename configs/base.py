@@ -6,7 +6,10 @@ import sys
 import ml_collections
 
 sys.path.insert(0, os.path.dirname(__file__))
+from drafter_defaults import drafter_train_config, speculative_config  # noqa: E402
 from engine_defaults import engine_config  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def model_config(**overrides) -> ml_collections.ConfigDict:
@@ -81,4 +84,9 @@ def base_config() -> ml_collections.ConfigDict:
       attention_impl='auto',   # 'auto' | 'reference' | 'pallas' | 'pallas_interpret'
   ))
   config.engine = engine_config()
+  drafters = os.path.join(REPO, 'checkpoints', 'drafters')
+  config.speculative = speculative_config(
+      medusa_path=os.path.join(drafters, 'smollm2_135m_medusa'),
+      hidden_transfer_path=os.path.join(drafters, 'smollm2_135m_hidden_transfer'))
+  config.drafter = drafter_train_config()
   return config

@@ -14,7 +14,9 @@ def speculative_config(**overrides) -> ml_collections.ConfigDict:
       medusa_path='checkpoints/drafters/smollm2_135m_medusa',       # orbax drafter checkpoint
       hidden_transfer_path='checkpoints/drafters/smollm2_135m_hidden_transfer',
       hidden_transfer_variant='verify',   # 'verify' (pseudo tokens in the verify forward) | 'extra_pass'
-      tree='auto',            # 'auto' (from the checkpoint's measured acceptance + step time) | 'chain' | a list of paths as a string, e.g. '(0,),(1,),(0,0)'
+      # 'auto' (from the checkpoint's measured acceptance and the measured step time), 'chain', or
+      # paths as a string, e.g. '(0,),(1,),(0,0)'.
+      tree='auto',
       max_tree_nodes=8,       # Q: query tokens per slot and step, root included (a static capacity)
       topk=4,                 # guesses kept per drafted position
       lookup_num_draft=4,     # prompt lookup: drafted tokens (a chain)

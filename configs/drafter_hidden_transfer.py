@@ -1,4 +1,5 @@
-"""Training the default model's hidden_transfer drafter: SmolLM2-135M-Instruct (frozen) + self-distilled data.
+"""Training the default model's hidden_transfer drafter: SmolLM2-135M-Instruct (frozen) plus
+self-distilled data.
 
     python -m apar_jax train_drafter --config=configs/drafter_hidden_transfer.py
 """

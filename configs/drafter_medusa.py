@@ -16,5 +16,5 @@ def get_config():
   config.name = 'smollm2_135m_medusa'
   config.speculative = drafter_defaults.speculative_config()
   config.drafter = drafter_defaults.drafter_train_config(
-      kind='medusa', generate_answers=400, steps=200, batch=128, learning_rate=2e-3)
+      kind='medusa', generate_answers=400, steps=600, batch=128, learning_rate=2e-3)
   return config

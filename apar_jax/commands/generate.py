@@ -13,9 +13,9 @@ from apar_jax.generate import SamplingParams
 from apar_jax.runtime import Runtime, load_runtime
 from apar_jax.tokenization import IncrementalDecoder
 
-AVAILABLE_MODES = ('ar', 'apar')
-PLANNED_MODES = ('medusa', 'hidden_transfer', 'lookup', 'apar_medusa', 'apar_hidden_transfer',
-                 'apar_lookup')
+AVAILABLE_MODES = ('ar', 'apar', 'lookup', 'medusa', 'hidden_transfer', 'apar_lookup', 'apar_medusa',
+                   'apar_hidden_transfer')
+PLANNED_MODES: tuple[str, ...] = ()
 
 
 def sampling_from_flags(config: ml_collections.ConfigDict) -> SamplingParams:

@@ -1,4 +1,7 @@
-"""What `python -m apar_jax generate --mode=ar|apar` calls: prompts in, JSONL records out.
+"""What `python -m apar_jax generate --mode=<engine mode>` calls: prompts in, JSONL records out.
+
+Modes: ar, apar, lookup, medusa, hidden_transfer, apar_lookup, apar_medusa, apar_hidden_transfer
+(`apar_jax.engine.MODES`); speculative modes read `config.speculative` (drafter checkpoint, tree).
 
     records = generate_records(runtime, 'apar', prompts, prompt_ids, max_new_tokens=256,
                                temperature=0.0, top_k=0, top_p=1.0, seed=0, on_tokens=None)
@@ -13,26 +16,30 @@ import ml_collections
 
 from apar_jax.engine.engine import Engine, engine_section
 from apar_jax.engine.requests import DoneEvent, Request, TokensEvent
+from apar_jax.engine.spec_config import resolve_speculative, split_mode
 from apar_jax.engine.state import pages_for
 
 
 def fit_engine_config(config: ml_collections.ConfigDict, prompt_lengths: Sequence[int],
-                      max_new_tokens: int, mode: str = 'apar') -> ml_collections.ConfigDict:
+                      max_new_tokens: int, mode: str = 'apar',
+                      slack: int = 0) -> ml_collections.ConfigDict:
   """A copy of `config` whose engine is sized for these prompts.
 
   `pages_per_slot` becomes what the longest prompt plus `max_new_tokens` needs (rounded up to 4
   pages), because the attention reads every page-table entry of a slot: a table sized for the default
   1k-token view makes short requests pay for it. `max_new_tokens` and `num_pages` are raised when too
-  small (never lowered). In AR mode no slot is ever needed for a branch, so `max_slots` is capped at the
-  number of prompts: idle slots still cost a row of every step.
+  small (never lowered). In modes without APAR no slot is ever needed for a branch, so `max_slots` is
+  capped at the number of prompts: idle slots still cost a row of every step. `slack`: positions a
+  speculative step writes past the budget (`SpecConfig.slack`; own page-table columns, so it only
+  grows `num_pages`).
   """
   config = ml_collections.ConfigDict(config.to_dict())
   eng = ml_collections.ConfigDict(engine_section(config).to_dict())
   eng.max_new_tokens = max(int(eng.max_new_tokens), int(max_new_tokens))
   need = pages_for(max(prompt_lengths) - 1 + int(max_new_tokens), int(eng.page_size))
   eng.pages_per_slot = -(-need // 4) * 4
-  eng.num_pages = max(int(eng.num_pages), eng.pages_per_slot)
-  if mode == 'ar':
+  eng.num_pages = max(int(eng.num_pages), eng.pages_per_slot + pages_for(slack, int(eng.page_size)))
+  if not split_mode(mode)[0]:
     eng.max_slots = min(int(eng.max_slots), len(prompt_lengths))
     eng.max_requests = min(int(eng.max_requests), eng.max_slots)
   config.engine = eng
@@ -48,10 +55,12 @@ def generate_records(runtime: Any, mode: str, prompts: Sequence[str],
 
   With `warmup`, the engine compiles on a throwaway request first, so `wall_time_s` is decoding time.
   """
+  speculative = resolve_speculative(runtime.config, mode, runtime.params)
+  slack = speculative.spec.slack if speculative else 0
   config = fit_engine_config(runtime.config, [len(i) for i in prompt_ids], max_new_tokens,
-                             mode)
+                             mode, slack)
   engine = Engine(config, mode, params=runtime.params, tokenizer=runtime.tokenizer,
-                  mesh=runtime.mesh)
+                  mesh=runtime.mesh, speculative=speculative)
   if warmup:
     engine.warmup()
   requests = [Request(prompt=p, token_ids=ids, max_new_tokens=max_new_tokens,

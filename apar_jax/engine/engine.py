@@ -15,11 +15,14 @@ import ml_collections
 from apar_jax.engine.loop import EngineFunctions, compiled_functions
 from apar_jax.engine.requests import (DoneEvent, PreparedRequest, Request, Result, check_settings)
 from apar_jax.engine.scheduler import Scheduler
+from apar_jax.engine.spec_config import (SPEC_MODES, SpeculativeSetup, resolve_speculative,
+                                         split_mode)
+from apar_jax.engine.spec_state import init_spec_slots
 from apar_jax.engine.state import Capacities, EngineState, init_state, pages_for
 from apar_jax.engine.token_choice import ControlIds
 from apar_jax.engine.tree_reassembly import Branch, reassemble
 
-MODES = ('ar', 'apar')
+MODES = ('ar', 'apar') + SPEC_MODES
 
 
 def engine_section(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
@@ -40,12 +43,24 @@ class Engine:
 
   def __init__(self, config: ml_collections.ConfigDict, mode: str = 'ar', *, params: Any = None,
                tokenizer: Any = None, control_ids: Optional[ControlIds] = None,
-               mesh: Optional[jax.sharding.Mesh] = None):
+               mesh: Optional[jax.sharding.Mesh] = None, drafter_params: Any = None,
+               drafter_info: Optional[dict] = None,
+               speculative: Optional[SpeculativeSetup] = None):
+    """Speculative modes load their drafter from `config.speculative` unless `speculative` (a
+    resolved setup) or `drafter_params` (+ `drafter_info`, e.g. untrained heads) is given."""
     if mode not in MODES:
       raise ValueError(f'unknown engine mode {mode!r}; choose one of {", ".join(MODES)}')
     self.config, self.mode = config, mode
+    apar, drafter_kind = split_mode(mode)
     eng = engine_section(config)
-    self.caps = Capacities.from_config(eng)
+    if params is None:
+      from apar_jax.runtime import load_model_params
+      params = load_model_params(config)
+    if drafter_kind is not None and speculative is None:
+      speculative = resolve_speculative(
+          config, mode, params, drafter_params=drafter_params, drafter_info=drafter_info)
+    self.speculative = speculative
+    self.caps = Capacities.from_config(eng, slack=speculative.spec.slack if speculative else 0)
     self.attention_impl = str(eng.get('attention_impl', 'auto'))
     if tokenizer is None and control_ids is None:
       from apar_jax.runtime import load_tokenizer_from_config
@@ -58,16 +73,13 @@ class Engine:
       if not 0 <= i < vocab:
         raise ValueError(f'{name} id {i} is outside the model vocabulary [0, {vocab}); set '
                          f'--config.model.vocab_size to the tokenizer size')
-    if params is None:
-      from apar_jax.runtime import load_model_params
-      params = load_model_params(config)
     self.params = params
     self.mesh = mesh
     # Params placed on the mesh drive the partitioning; the state is replicated. (No tracing under
     # `jax.set_mesh`: there the model's logical constraints fail in Flax's param shape check.)
     self.fns: EngineFunctions = compiled_functions(
-        ml_collections.FrozenConfigDict(config.model), self.caps, self.ids, mode == 'apar',
-        self.attention_impl)
+        ml_collections.FrozenConfigDict(config.model), self.caps, self.ids, apar,
+        self.attention_impl, speculative.spec if speculative else None)
     self.last_stats: dict[str, int] = {}
     self._state: Optional[EngineState] = None  # kept between calls: the KV pools are reused
 
@@ -99,7 +111,8 @@ class Engine:
       max_new = min(int(self.config.generate.max_new_tokens), caps.max_new_tokens)
     check_settings(max_new, request.temperature, request.top_k, request.top_p, caps.max_new_tokens)
     if not 0 <= request.arrival_s < float('inf'):
-      raise ValueError(f'request {index}: arrival_s must be finite and >= 0, got {request.arrival_s}')
+      raise ValueError(f'request {index}: arrival_s must be finite and >= 0, got '
+                       f'{request.arrival_s}')
     need = len(ids) - 1 + max_new
     if need > caps.slot_capacity:
       raise ValueError(
@@ -109,9 +122,11 @@ class Engine:
     if need > int(self.config.model.max_position):
       raise ValueError(f'request {index}: prompt + max_new_tokens exceeds the model max_position '
                        f'{self.config.model.max_position}')
-    if pages_for(need, caps.page_size) > caps.num_pages:
-      raise ValueError(f'request {index}: needs {pages_for(need, caps.page_size)} KV pages but the '
-                       f'pool has {caps.num_pages}; raise --config.engine.num_pages')
+    if pages_for(need + caps.slack, caps.page_size) > caps.num_pages:
+      window = f' (+ {caps.slack} positions of verification window)' if caps.slack else ''
+      raise ValueError(f'request {index}: needs {pages_for(need + caps.slack, caps.page_size)} KV '
+                       f'pages{window} but the pool has {caps.num_pages}; raise '
+                       '--config.engine.num_pages')
     return PreparedRequest(index, request.prompt, ids, int(max_new), float(request.temperature),
                            int(request.top_k), float(request.top_p), int(request.seed),
                            float(request.arrival_s))
@@ -131,6 +146,8 @@ class Engine:
     if state is not None:
       return self.fns.reset(state)
     state = init_state(self.caps, self.config.model)
+    if self.speculative is not None:
+      state = state.replace(spec=init_spec_slots(self.caps, self.speculative.spec))
     if self.mesh is not None and self.mesh.size > 1:
       from apar_jax.sharding import replicated
       state = jax.device_put(state, replicated(self.mesh))
@@ -143,7 +160,9 @@ class Engine:
     prepared = [self.prepare(i, r) for i, r in enumerate(requests)]
     if not prepared:
       return
-    scheduler = Scheduler(self.fns, self.params, self._take_state(), self.caps, self._result,
+    device_params = (self.params if self.speculative is None else
+                     (self.params, self.speculative.params))
+    scheduler = Scheduler(self.fns, device_params, self._take_state(), self.caps, self._result,
                           chunk_steps or self.caps.chunk_steps)
     yield from scheduler.run(prepared, stream_tokens, chunk_events)
     self.last_stats = scheduler.final_stats()
@@ -166,13 +185,15 @@ class Engine:
               wall: float) -> Result:
     ids = reassemble(branches, (self.ids.fork, self.ids.child), self.ids.stop)
     text = self.tokenizer.decode(ids) if self.tokenizer is not None else ''
+    sampled = sum(len(b.tokens) for b in branches)  # all branches, [Fork] and stops included
     return Result(
         prompt=req.prompt, mode=self.mode, text=text, token_ids=ids, num_generated_tokens=len(ids),
         decode_steps=counters['decode_steps'], wall_time_s=wall, forks=counters['forks'],
         max_live_branches=counters['max_live'], peak_kv_pages=counters['peak_pages'],
-        mean_accepted_tokens=1.0, attended_kv_tokens=counters['attended'],
+        mean_accepted_tokens=sampled / max(counters.get('branch_steps', sampled), 1),
+        attended_kv_tokens=counters['attended'],
         refused_forks=counters['refused_forks'],
-        sampled_tokens=sum(len(b.tokens) for b in branches), prompt_tokens=len(req.ids),
+        sampled_tokens=sampled, prompt_tokens=len(req.ids),
         branches=sorted(branches, key=lambda b: b.branch_id))
 
 

@@ -56,7 +56,7 @@ def grant(pool: PagePool, slots: Slots, requests: Requests, want: jax.Array,
   free_slots = jnp.sum((slots.status == FREE).astype(jnp.int32))
   p = slots.length + 1  # position of the [Fork]
   budget = child_budget(slots, requests, caps)
-  need = pages_for(p + 1 + budget, caps.page_size) - (p + 1) // caps.page_size  # [S]
+  need = pages_for(p + 1 + budget + caps.slack, caps.page_size) - (p + 1) // caps.page_size  # [S]
   available = pool.num_free - outstanding_pages(slots, caps.page_size)
   pages_ok = jnp.cumsum(jnp.where(want, need, 0)) <= available
   same_req = slots.request[:, None] == slots.request[None, :]  # [S, S]
@@ -84,7 +84,7 @@ def claim(slots: Slots, requests: Requests, granted: jax.Array, caps: Capacities
       branch=requests.next_branch[r] + rank_in_req - 1, parent_branch=slots.branch,
       parent_slot=jnp.arange(s, dtype=jnp.int32), depth=slots.depth + 1, fork_point=fork_point,
       length=p + 1, last_token=jnp.full((s,), ids.child, jnp.int32), budget=budget,
-      max_len=p + 1 + budget, num_pages=pages_for(p + 1, caps.page_size),
+      max_len=p + 1 + budget + caps.slack, num_pages=pages_for(p + 1, caps.page_size),
       num_out=jnp.zeros((s,), jnp.int32))
   updates = {k: getattr(slots, k).at[target].set(v, mode='drop') for k, v in values.items()}
   updates['key'] = slots.key.at[target].set(child_key_data(slots.key, fork_point), mode='drop')

@@ -9,13 +9,15 @@ config share them.
 
 import dataclasses
 import functools
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 
-from apar_jax.engine import prefill
+from apar_jax.engine import prefill, spec_state
+from apar_jax.engine.spec_config import SpecConfig
+from apar_jax.engine.spec_step import SpecStepConfig, spec_step
 from apar_jax.engine.state import DONE, FREE, Capacities, EngineState, is_active, reset_state
 from apar_jax.engine.step import StepConfig, decode_step
 from apar_jax.engine.token_choice import ControlIds
@@ -23,8 +25,10 @@ from apar_jax.model import build_model
 
 
 def run_chunk(params: Any, state: EngineState, drained: jax.Array, num_steps: jax.Array,
-              cfg: StepConfig) -> EngineState:
-  """drained [S] bool: DONE slots whose outputs the host has read (they become FREE)."""
+              cfg: StepConfig | SpecStepConfig) -> EngineState:
+  """drained [S] bool: DONE slots whose outputs the host has read (they become FREE).
+
+  Speculative modes (`SpecStepConfig`): params = (base params, drafter params)."""
   status = jnp.where(drained & (state.slots.status == DONE), FREE, state.slots.status)
   state = state.replace(slots=state.slots.replace(status=status))
 
@@ -34,6 +38,8 @@ def run_chunk(params: Any, state: EngineState, drained: jax.Array, num_steps: ja
 
   def body(carry):
     st, i = carry
+    if isinstance(cfg, SpecStepConfig):
+      return spec_step(params[0], params[1], st, cfg), i + 1
     return decode_step(params, st, cfg), i + 1
 
   state, _ = jax.lax.while_loop(cond, body, (state, jnp.zeros((), jnp.int32)))
@@ -56,16 +62,35 @@ class EngineFunctions:
 
 @functools.lru_cache(maxsize=16)
 def compiled_functions(model_cfg: ml_collections.FrozenConfigDict, caps: Capacities,
-                       ids: ControlIds, apar: bool, attention_impl: str) -> EngineFunctions:
-  """Builds the jitted functions once per key (several `Engine`s of one config share them)."""
+                       ids: ControlIds, apar: bool, attention_impl: str,
+                       spec: Optional[SpecConfig] = None) -> EngineFunctions:
+  """Builds the jitted functions once per key (several `Engine`s of one config share them).
+
+  With `spec` (a speculative mode) every function takes params = (base params, drafter params)."""
   model = build_model(ml_collections.ConfigDict(model_cfg.to_dict()))
   cfg = StepConfig(model, caps, ids, apar, attention_impl)
+  history = spec is not None and spec_state.uses_history(spec)
+  base_params = (lambda p: p[0]) if spec is not None else (lambda p: p)  # noqa: E731
+  step_cfg = cfg if spec is None else SpecStepConfig(cfg, spec)
 
-  run = lambda params, state, drained, n: run_chunk(params, state, drained, n, cfg)  # noqa: E731
-  adm = lambda state, *args: prefill.admit(state, *args, caps=caps)  # noqa: E731
-  pre = lambda params, state, slot, tokens, start: prefill.prefill_chunk(  # noqa: E731
-      params, state, slot, tokens, start, model, caps, attention_impl)
-  reset = lambda state: reset_state(state.caches, caps)  # noqa: E731
+  def run(params, state, drained, n):
+    return run_chunk(params, state, drained, n, step_cfg)
+
+  def adm(state, slot, request, prompt_len, last_token, *args):
+    state = prefill.admit(state, slot, request, prompt_len, last_token, *args, caps=caps)
+    if history:
+      state = state.replace(spec=spec_state.history_admit(state.spec, slot, prompt_len, last_token))
+    return state
+
+  def pre(params, state, slot, tokens, start):
+    state = prefill.prefill_chunk(base_params(params), state, slot, tokens, start, model, caps,
+                                  attention_impl)
+    if history:
+      state = state.replace(spec=spec_state.history_prefill(state.spec, slot, tokens, start,
+                                                            state.slots.length[slot]))
+    return state
+
+  reset = lambda state: reset_state(state.caches, caps).replace(spec=state.spec)  # noqa: E731
 
   return EngineFunctions(run_chunk=jax.jit(run, donate_argnums=(1,)),
                          admit=jax.jit(adm, donate_argnums=(0,)),

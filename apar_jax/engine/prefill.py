@@ -26,7 +26,7 @@ def admit(state: EngineState, slot: jax.Array, request: jax.Array, prompt_len: j
   uint32. Resets the request's statistics. The caller has checked that the slot is free and that the
   free pages cover the reserve of live branches plus pages_for(L - 1 + max_new).
   """
-  width = caps.pages_per_slot
+  width = caps.table_width
   length = prompt_len - 1
   want = jnp.arange(width) < pages_for(length, caps.page_size)  # [width]
   pool, pages = page_allocator.allocate(state.pool, want, jnp.full((width,), request), caps.sink)
@@ -37,7 +37,7 @@ def admit(state: EngineState, slot: jax.Array, request: jax.Array, prompt_len: j
       parent_branch=set_(sl.parent_branch, -1), parent_slot=set_(sl.parent_slot, -1),
       depth=set_(sl.depth, 0), fork_point=set_(sl.fork_point, -1), length=set_(sl.length, length),
       last_token=set_(sl.last_token, last_token), budget=set_(sl.budget, max_new),
-      max_len=set_(sl.max_len, length + max_new), num_pages=set_(sl.num_pages, jnp.sum(want)),
+      max_len=set_(sl.max_len, length + max_new + caps.slack), num_pages=set_(sl.num_pages, jnp.sum(want)),
       page_table=set_(sl.page_table, pages), key=set_(sl.key, key),
       tokens=set_(sl.tokens, jnp.zeros_like(sl.tokens[0])), num_out=set_(sl.num_out, 0))
   rq = state.requests
@@ -50,7 +50,8 @@ def admit(state: EngineState, slot: jax.Array, request: jax.Array, prompt_len: j
       top_k=rq.top_k.at[request].set(top_k), top_p=rq.top_p.at[request].set(top_p),
       decode_steps=zero(rq.decode_steps), forks=zero(rq.forks),
       refused_forks=zero(rq.refused_forks), max_live=zero(rq.max_live),
-      peak_pages=rq.peak_pages.at[request].set(jnp.sum(want)), attended=zero(rq.attended))
+      peak_pages=rq.peak_pages.at[request].set(jnp.sum(want)), attended=zero(rq.attended),
+      branch_steps=zero(rq.branch_steps))
   return state.replace(pool=pool, slots=slots, requests=requests,
                        peak_pages=jnp.maximum(state.peak_pages,
                                               page_allocator.pages_in_use(pool)))

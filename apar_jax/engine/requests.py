@@ -20,7 +20,7 @@ class Request:
   top_k: int = 0  # 0 = off
   top_p: float = 1.0  # 1.0 = off
   seed: int = 0
-  arrival_s: float = 0.0  # not admitted before this many seconds after the `generate` call (serving)
+  arrival_s: float = 0.0  # serving: not admitted before this many seconds after the `generate` call
 
 
 @dataclasses.dataclass
@@ -37,7 +37,7 @@ class Result:
   forks: int
   max_live_branches: int
   peak_kv_pages: int  # most pages the request had allocated at once (shared pages counted once)
-  mean_accepted_tokens: float  # 1.0: AR and APAR accept one token per branch per step
+  mean_accepted_tokens: float  # tokens emitted per (live branch, step): 1.0 for AR and APAR
   attended_kv_tokens: int  # KV positions read by its queries, summed over decode steps
   refused_forks: int  # `[Fork]` chosen but refused for want of a slot, pages or branch quota
   sampled_tokens: int  # tokens emitted by all branches ([Fork] and each branch's stop included)

@@ -42,8 +42,8 @@ def _summary(state: EngineState) -> dict[str, np.ndarray]:
                 length=sl.length,
                 live_branches=rq.live_branches, decode_steps=rq.decode_steps, forks=rq.forks,
                 refused_forks=rq.refused_forks, max_live=rq.max_live, peak_pages=rq.peak_pages,
-                attended=rq.attended, num_free=state.pool.num_free, steps=state.steps,
-                global_peak=state.peak_pages)
+                attended=rq.attended, branch_steps=rq.branch_steps, num_free=state.pool.num_free,
+                steps=state.steps, global_peak=state.peak_pages)
   return {k: np.array(v) for k, v in jax.device_get(arrays).items()}
 
 
@@ -105,7 +105,7 @@ class Scheduler:
     while queue or flight:
       while free_slots and free_reqs and arrived():
         req = queue[0]
-        need = pages_for(len(req.ids) - 1 + req.max_new, caps.page_size)
+        need = pages_for(len(req.ids) - 1 + req.max_new + caps.slack, caps.page_size)
         if need > avail:
           break
         queue.popleft()
@@ -136,7 +136,8 @@ class Scheduler:
         inflight = flight.pop(r)
         free_reqs.append(r)
         counters = {k: int(summary[k][r]) for k in ('decode_steps', 'forks', 'refused_forks',
-                                                    'max_live', 'peak_pages', 'attended')}
+                                                    'max_live', 'peak_pages', 'attended',
+                                                    'branch_steps')}
         result = self.finish(inflight.req, inflight.branches, counters, time.perf_counter() - t0)
         yield DoneEvent(inflight.req.index, result)
       free_slots = sorted(set(np.nonzero(summary['status'] == FREE)[0].tolist())

@@ -40,16 +40,19 @@ class Capacities:
   max_live_branches: int
   max_depth: int
   fork_copies_per_step: int
+  slack: int = 0  # positions a step may write past a branch's last budgeted token (speculative: Q-1)
+  #                  they get their own page-table columns, so budgets match the non-speculative mode
 
   @classmethod
-  def from_config(cls, engine_cfg: ml_collections.ConfigDict) -> 'Capacities':
-    caps = cls(**{f.name: int(engine_cfg[f.name]) for f in dataclasses.fields(cls)})
+  def from_config(cls, engine_cfg: ml_collections.ConfigDict, slack: int = 0) -> 'Capacities':
+    caps = cls(**{f.name: int(engine_cfg[f.name]) for f in dataclasses.fields(cls)
+                  if f.name != 'slack'}, slack=int(slack))
     caps.validate()
     return caps
 
   def validate(self) -> None:
     for f in dataclasses.fields(self):
-      minimum = 0 if f.name == 'max_depth' else 1
+      minimum = 0 if f.name in ('max_depth', 'slack') else 1
       if getattr(self, f.name) < minimum:
         raise ValueError(f'config.engine.{f.name} must be >= {minimum}, '
                          f'got {getattr(self, f.name)}')
@@ -58,6 +61,11 @@ class Capacities:
   def slot_capacity(self) -> int:
     """Tokens (positions) one slot can hold."""
     return self.pages_per_slot * self.page_size
+
+  @property
+  def table_width(self) -> int:
+    """Page-table columns: `pages_per_slot` plus the speculative window's pages."""
+    return self.pages_per_slot + -(-self.slack // self.page_size)
 
   @property
   def sink(self) -> int:
@@ -87,9 +95,9 @@ class Slots:
   length: jax.Array  # [S] int32: tokens in the slot's view = position of `last_token`
   last_token: jax.Array  # [S] int32: token fed at the next step
   budget: jax.Array  # [S] int32: max tokens this branch may emit
-  max_len: jax.Array  # [S] int32: length the slot can reach (length at start + budget)
+  max_len: jax.Array  # [S] int32: positions the slot may write (length at start + budget + slack)
   num_pages: jax.Array  # [S] int32: page-table entries in use (shared or own)
-  page_table: jax.Array  # [S, pages_per_slot] int32 (sink where unassigned)
+  page_table: jax.Array  # [S, table_width] int32 (sink where unassigned)
   key: jax.Array  # [S, 2] uint32: raw PRNG key of the branch
   tokens: jax.Array  # [S, max_new_tokens] int32: emitted tokens
   num_out: jax.Array  # [S] int32
@@ -110,6 +118,7 @@ class Requests:
   max_live: jax.Array  # [R] int32: most branches live at once
   peak_pages: jax.Array  # [R] int32: most pages allocated by the request at once
   attended: jax.Array  # [R] int32: KV tokens attended by its queries, summed over steps
+  branch_steps: jax.Array  # [R] int32: (live branch, step) pairs: tokens emitted / this = accepted
 
 
 @flax.struct.dataclass
@@ -120,6 +129,7 @@ class EngineState:
   requests: Requests
   steps: jax.Array  # [] int32: decode steps run since init
   peak_pages: jax.Array  # [] int32: most pages in use at once, all requests together
+  spec: Any = None  # speculative modes: `spec_state.SpecSlots` (drafts, token history)
 
 
 def init_caches(caps: Capacities, model_cfg: Any) -> tuple:
@@ -146,13 +156,14 @@ def reset_state(caches: tuple, caps: Capacities) -> EngineState:
   slots = Slots(status=zs(), request=zs(), branch=zs(), parent_branch=zs() - 1,
                 parent_slot=zs() - 1, depth=zs(), fork_point=zs() - 1, length=zs(), last_token=zs(),
                 budget=zs(), max_len=zs(), num_pages=zs(),
-                page_table=jnp.full((s, caps.pages_per_slot), caps.sink, jnp.int32),
+                page_table=jnp.full((s, caps.table_width), caps.sink, jnp.int32),
                 key=jnp.zeros((s, 2), jnp.uint32),
                 tokens=jnp.zeros((s, caps.max_new_tokens), jnp.int32), num_out=zs())
   requests = Requests(live_branches=zr(), next_branch=zr(), max_new=zr(),
                       temperature=jnp.zeros((r,), jnp.float32), top_k=zr(),
                       top_p=jnp.ones((r,), jnp.float32), decode_steps=zr(), forks=zr(),
-                      refused_forks=zr(), max_live=zr(), peak_pages=zr(), attended=zr())
+                      refused_forks=zr(), max_live=zr(), peak_pages=zr(), attended=zr(),
+                      branch_steps=zr())
   return EngineState(caches, pool, slots, requests, jnp.zeros((), jnp.int32),
                      jnp.zeros((), jnp.int32))
 

@@ -83,7 +83,8 @@ def emit(state: EngineState, tok: jax.Array, live: jax.Array, cfg: StepConfig) -
 
 
 def record_stats(state: EngineState, live: jax.Array, cfg: StepConfig) -> EngineState:
-  """Per-request decode steps, live branches, attended KV tokens and pages; global peak pages."""
+  """Per-request decode steps, branch steps, live branches, attended KV tokens and pages; global
+  peak pages."""
   caps = cfg.caps
   slots, req, pool = state.slots, state.requests, state.pool
   r = caps.max_requests
@@ -94,7 +95,8 @@ def record_stats(state: EngineState, live: jax.Array, cfg: StepConfig) -> Engine
   pages = jax.ops.segment_sum(in_use, pool.owner, num_segments=r)
   req = req.replace(decode_steps=req.decode_steps + (n_live > 0), max_live=jnp.maximum(
       req.max_live, n_live), attended=req.attended + attended,
-      peak_pages=jnp.where(n_live > 0, jnp.maximum(req.peak_pages, pages), req.peak_pages))
+      peak_pages=jnp.where(n_live > 0, jnp.maximum(req.peak_pages, pages), req.peak_pages),
+      branch_steps=req.branch_steps + n_live)
   return state.replace(requests=req, steps=state.steps + 1, peak_pages=jnp.maximum(
       state.peak_pages, page_allocator.pages_in_use(pool)))
 

@@ -1,0 +1,124 @@
+"""Benchmark: speculative engine modes vs AR at batch 1 (tokens/s, mean accepted tokens per step).
+
+    python -m apar_jax.engine.spec_bench --config=configs/smollm2_135m.py \
+        [--modes=ar,lookup,medusa,hidden_transfer] [--new_tokens=64] [--repeats=2]
+
+One engine per mode (max_slots=1, sized by `fit_engine_config`), every mode compiled first, then the
+modes timed in turn over the same prompts (best of `repeats`). Greedy: each speculative answer is
+checked token-identical to AR. A drafter without a trained checkpoint under `config.speculative` is
+run with untrained params (zero Medusa heads / identity Hidden Transfer maps) and marked
+`untrained`: its figure shows the step cost, not a speed-up.
+"""
+
+import sys
+import time
+from typing import Any, Callable
+
+import jax
+import ml_collections
+from absl import app, flags
+from ml_collections import config_flags
+
+from apar_jax.engine.cli_api import fit_engine_config
+from apar_jax.engine.engine import Engine
+from apar_jax.engine.requests import Request
+from apar_jax.engine.spec_config import resolve_speculative, speculative_section, split_mode
+
+_CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file (get_config()).',
+                                          lock_config=False)
+_MODES = flags.DEFINE_list('modes', ['ar', 'lookup', 'medusa', 'hidden_transfer'], 'Engine modes.')
+_NEW = flags.DEFINE_integer('new_tokens', 64, 'Tokens per answer.')
+_REPEATS = flags.DEFINE_integer('repeats', 2, 'Timed repeats (best is reported).')
+
+PROMPTS = [
+    'Repeat this sentence exactly: The quick brown fox jumps over the lazy dog near the river bank.',
+    'List three benefits of regular exercise.',
+    'Explain what a binary search does, then write it in Python.',
+]
+
+
+def best_interleaved(fns: dict[str, Callable[[], Any]], repeats: int) -> dict[str, float]:
+  """Best wall time of each function, run in turn `repeats` times (as in `engine.bench`, which
+  cannot be imported here: it defines the same absl flags)."""
+  best = {name: float('inf') for name in fns}
+  for _ in range(repeats):
+    for name, fn in fns.items():
+      t0 = time.perf_counter()
+      fn()
+      best[name] = min(best[name], time.perf_counter() - t0)
+  return best
+
+
+def _log(msg: str) -> None:
+  print(msg, file=sys.stderr, flush=True)
+
+
+def _setup(config: ml_collections.ConfigDict, mode: str, params: Any):
+  """(setup, note): the mode's drafter, untrained if no checkpoint exists."""
+  _, kind = split_mode(mode)
+  if kind is None:
+    return None, ''
+  try:
+    return resolve_speculative(config, mode, params), 'trained' if kind != 'lookup' else ''
+  except FileNotFoundError:
+    d = int(config.model.d_model)
+    if kind == 'medusa':
+      from apar_jax.speculative.medusa import init_medusa
+      dparams, info = init_medusa(3, d), {}
+    else:
+      from apar_jax.speculative.hidden_transfer import init_hidden_transfer
+      layer = int(config.model.n_layers) * 2 // 3
+      dparams, info = init_hidden_transfer(3, d), {'transfer_layer': layer}
+    return resolve_speculative(config, mode, params, drafter_params=dparams,
+                               drafter_info=info), 'untrained'
+
+
+def main(argv: list[str]) -> None:
+  del argv
+  from apar_jax.runtime import load_runtime
+  from apar_jax.tokenization import encode_chat
+  config = _CONFIG.value
+  if config is None:
+    raise app.UsageError('pass --config=configs/<name>.py')
+  runtime = load_runtime(config)
+  tok = runtime.tokenizer
+  ids = [encode_chat(tok, [{'role': 'user', 'content': p}], config.tokenizer.chat_template)
+         for p in PROMPTS]
+  new = _NEW.value
+  sec = speculative_section(config)
+  _log(f'[spec_bench] {config.name}: {jax.default_backend()}, batch 1, {len(ids)} prompts x {new} '
+       f'new tokens, best of {_REPEATS.value}; tree={sec.tree!r} max_tree_nodes='
+       f'{sec.max_tree_nodes} topk={sec.topk} lookup_num_draft={sec.lookup_num_draft}')
+  requests = [Request(token_ids=i, max_new_tokens=new) for i in ids]
+  engines, notes, results = {}, {}, {}
+  for mode in _MODES.value:
+    setup, notes[mode] = _setup(runtime.config, mode, runtime.params)
+    cfg = fit_engine_config(runtime.config, [len(i) for i in ids], new, mode,
+                            setup.spec.slack if setup else 0)
+    cfg.engine.max_slots, cfg.engine.max_requests = 1, 1
+    cfg.engine.chunk_steps = 32
+    t0 = time.perf_counter()
+    engines[mode] = Engine(cfg, mode, params=runtime.params, tokenizer=tok, speculative=setup)
+    engines[mode].generate(requests[:1])  # compile
+    if setup:
+      notes[mode] += f' tree T={setup.spec.tree.num_nodes} Q={setup.spec.query_tokens}'
+    _log(f'[spec_bench] {mode}: compiled and warmed up in {time.perf_counter() - t0:.1f}s')
+  times = best_interleaved({m: (lambda m=m: results.__setitem__(m, engines[m].generate(requests)))
+                            for m in engines}, _REPEATS.value)
+  base = None
+  for mode in engines:
+    res = results[mode]
+    tokens = sum(r.num_generated_tokens for r in res)
+    steps = sum(r.decode_steps for r in res)
+    rate = tokens / times[mode]
+    base = base or (rate if mode == 'ar' else None)
+    same = ('-' if 'ar' not in results or mode == 'ar' else
+            all(a.token_ids == b.token_ids for a, b in zip(results['ar'], res)))
+    ratio = f'{rate / base:.2f}x AR' if base else ''
+    print(f'{mode:>16}: {rate:6.2f} tokens/s {ratio:>9}, {tokens} tokens in {steps} steps, '
+          f'mean_accepted_tokens {sum(r.sampled_tokens for r in res) / max(steps, 1):.2f}, '
+          f'{1e3 * times[mode] / steps:.1f} ms/step, identical_to_ar={same} {notes[mode]}')
+
+
+if __name__ == '__main__':
+  app.run(main)

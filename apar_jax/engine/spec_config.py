@@ -1,0 +1,168 @@
+"""Speculative engine modes: which drafter, which tree, which acceptance rule (resolved once, before
+anything compiles).
+
+Modes: `lookup`, `medusa`, `hidden_transfer` (AR + drafts) and `apar_<drafter>` (APAR + drafts).
+`resolve_speculative(config, mode, params)` reads `config.speculative` (defaults:
+`configs/drafter_defaults.py:speculative_config`), loads the drafter checkpoint (its fingerprint must
+match the base model), builds the tree and checks that the tree fits the drafter and the capacities.
+Every problem is a `ValueError` (`TreeError`, `DrafterMismatchError`, `FileNotFoundError` are kept as
+such) raised here, never inside a compiled function.
+"""
+
+import ast
+import dataclasses
+import importlib.util
+import os
+from typing import Any, Optional
+
+import ml_collections
+import numpy as np
+
+from apar_jax.speculative.auto_tree import greedy_paths
+from apar_jax.speculative.drafter import Drafter
+from apar_jax.speculative.tree import TokenTree, TreeError
+
+DRAFTERS = ('lookup', 'medusa', 'hidden_transfer')
+SPEC_MODES = DRAFTERS + tuple(f'apar_{d}' for d in DRAFTERS)
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
+ACCEPTANCE = ('exact', 'typical')  # exact = greedy / rejection sampling (lossless); typical = LOSSY
+
+
+def split_mode(mode: str) -> tuple[bool, Optional[str]]:
+  """'apar_medusa' -> (True, 'medusa'); 'lookup' -> (False, 'lookup'); 'apar' -> (True, None)."""
+  if mode in ('ar', 'apar'):
+    return mode == 'apar', None
+  if mode not in SPEC_MODES:
+    raise ValueError(f'unknown engine mode {mode!r}; choose one of ar, apar, '
+                     f'{", ".join(SPEC_MODES)}')
+  apar = mode.startswith('apar_')
+  return apar, mode[len('apar_'):] if apar else mode
+
+
+@dataclasses.dataclass(frozen=True)
+class SpecConfig:
+  """Static part of a speculative mode (hashable: part of the compile key)."""
+  drafter: Drafter
+  tree: TokenTree
+  acceptance: str = 'exact'
+
+  @property
+  def query_tokens(self) -> int:
+    """Q: positions one verification step writes per slot (tree nodes; Hidden Transfer 'verify'
+    adds k pseudo tokens per node in the upper layers)."""
+    t = self.tree.num_nodes
+    if self.drafter.kind == 'hidden_transfer':
+      return t * (1 + self.drafter.num_heads)
+    return t
+
+  @property
+  def slack(self) -> int:
+    """Positions past a branch's last budgeted token that a step may write (pages reserved)."""
+    return self.query_tokens - 1
+
+
+@dataclasses.dataclass(frozen=True)
+class SpeculativeSetup:
+  """A resolved speculative mode: static config + drafter params (None for prompt lookup)."""
+  spec: SpecConfig
+  params: Any = None
+  info: Any = None  # drafter checkpoint metadata (dict) or None
+
+
+def speculative_section(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """`config.speculative` over the defaults of configs/drafter_defaults.py (missing keys filled)."""
+  path = os.path.join(REPO, 'configs', 'drafter_defaults.py')
+  module_spec = importlib.util.spec_from_file_location('drafter_defaults', path)
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  merged = module.speculative_config().to_dict()
+  if 'speculative' in config:
+    merged.update(config.speculative.to_dict())
+  return ml_collections.ConfigDict(merged)
+
+
+def parse_tree(text: Any) -> TokenTree:
+  """'(0,),(1,),(0,0)' or a list of paths -> TokenTree."""
+  if isinstance(text, str):
+    try:
+      value = ast.literal_eval(text if text.strip().startswith('[') else f'[{text}]')
+    except (ValueError, SyntaxError) as e:
+      raise TreeError(f'cannot read the tree {text!r}: give paths like "(0,),(1,),(0,0)", or '
+                      f"'auto' / 'chain'") from e
+  else:
+    value = text
+  return TokenTree.from_paths([tuple(p) if isinstance(p, (tuple, list)) else (p,) for p in value])
+
+
+def _build_tree(sec: ml_collections.ConfigDict, kind: str, num_heads: int, topk: int,
+                info: Optional[dict]) -> TokenTree:
+  tree = sec.tree
+  if tree == 'chain' or (tree == 'auto' and kind == 'lookup'):
+    return TokenTree.chain(num_heads)
+  if tree == 'auto':
+    acc = None if not info else info.get('train', {}).get('acceptance')
+    if acc is None:  # no measured acceptance (untrained params): the top-1 chain
+      return TokenTree.chain(num_heads)
+    acc = np.asarray(acc, np.float64)[:num_heads, :topk]
+    return TokenTree.from_paths(greedy_paths(acc, int(sec.max_tree_nodes)))
+  return parse_tree(tree)
+
+
+def _load_checkpoint(sec: ml_collections.ConfigDict, kind: str, params: Any,
+                     model_cfg: Any) -> tuple[Any, dict]:
+  from apar_jax.speculative.drafter_io import load_drafter
+  path = os.path.abspath(str(sec[f'{kind}_path']))  # orbax restores absolute paths only
+  repo_path = os.path.join(REPO, str(sec[f'{kind}_path']))
+  if not os.path.isdir(path) and os.path.isdir(repo_path):  # relative to the repository
+    path = repo_path
+  if not os.path.isdir(path):
+    raise FileNotFoundError(
+        f'no trained {kind} drafter at {path!r}: train one with `python -m apar_jax train_drafter '
+        f'--config=configs/drafter_{kind}.py` or pass --config.speculative.{kind}_path=<dir>')
+  return load_drafter(path, params, model_cfg, kind)
+
+
+def resolve_speculative(config: ml_collections.ConfigDict, mode: str, params: Any, *,
+                        drafter_params: Any = None,
+                        drafter_info: Optional[dict] = None) -> Optional[SpeculativeSetup]:
+  """The speculative setup of `mode` (None for 'ar' / 'apar').
+
+  `drafter_params` (with `drafter_info`, e.g. {'transfer_layer': 1}) replaces the checkpoint (tests,
+  untrained heads). The window gets its own page-table columns (`Capacities.table_width`).
+  """
+  _, kind = split_mode(mode)
+  if kind is None:
+    return None
+  sec = speculative_section(config)
+  model_cfg = config.model
+  acceptance = str(sec.acceptance)
+  if acceptance not in ACCEPTANCE:
+    raise ValueError(f'config.speculative.acceptance must be one of {ACCEPTANCE}, got '
+                     f'{acceptance!r}')
+  info = drafter_info
+  if kind == 'lookup':
+    num_heads, topk, dparams = int(sec.lookup_num_draft), 1, None
+    drafter = Drafter('lookup', num_heads, 1, max_ngram=int(sec.lookup_max_ngram),
+                      min_ngram=int(sec.lookup_min_ngram))
+  else:
+    dparams = drafter_params
+    if dparams is None:
+      dparams, info = _load_checkpoint(sec, kind, params, model_cfg)
+    info = dict(info or {})
+    if kind == 'medusa':
+      from apar_jax.speculative.medusa import num_heads_of
+      num_heads, layer = num_heads_of(dparams), 0
+    else:
+      from apar_jax.speculative.hidden_transfer import num_pseudo_of
+      num_heads = num_pseudo_of(dparams)
+      layer = int(info.get('transfer_layer', int(model_cfg.n_layers) // 2))
+      variant = str(sec.hidden_transfer_variant)
+      if variant != 'verify':
+        raise ValueError(f"the engine runs Hidden Transfer inside the verification forward only "
+                         f"(hidden_transfer_variant='verify'); got {variant!r}")
+    topk = int(sec.topk)
+    drafter = Drafter(kind, num_heads, topk, transfer_layer=layer)
+  tree = _build_tree(sec, kind, drafter.num_heads, drafter.topk, info)
+  drafter.check(tree, model_cfg, dparams)  # TreeError: deeper / wider than the drafter provides
+  tree.check_capacity(int(sec.max_tree_nodes), 'config.speculative.max_tree_nodes')
+  return SpeculativeSetup(SpecConfig(drafter, tree, acceptance), dparams, info)

@@ -1,0 +1,77 @@
+"""Per-slot state of the speculative modes: the next step's draft and (prompt lookup) token history.
+
+`draft [S, K, topk]`: the guesses for tree depths 1..K of the slot's next step (-1 = no guess, never
+accepted). A slot at its first step (`num_out == 0`: a just-admitted root, a new APAR child) has no
+draft from a model drafter: its row is ignored, so a request's tokens never depend on what an earlier
+occupant of the slot left behind.
+`history [S, H]`: prompt lookup only (H = page-table positions, else 1): history[s, p] = the token at
+position p of the slot's view, valid for p <= length (the fed `last_token` sits at `length`). Written
+by admit/prefill (the prompt), by every step (emitted tokens) and copied from the parent on a fork
+(then `[Child]` at the child's length).
+"""
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+
+from apar_jax.engine.spec_config import SpecConfig
+from apar_jax.engine.state import Capacities, Slots
+from apar_jax.speculative import prompt_lookup
+
+
+@flax.struct.dataclass
+class SpecSlots:
+  draft: jax.Array  # [S, K, topk] int32
+  history: jax.Array  # [S, H] int32 (H = slot capacity for prompt lookup, else 1)
+
+
+def init_spec_slots(caps: Capacities, spec: SpecConfig) -> SpecSlots:
+  d = spec.drafter
+  width = caps.table_width * caps.page_size if d.kind == 'lookup' else 1
+  return SpecSlots(jnp.full((caps.max_slots, d.num_heads, d.topk), -1, jnp.int32),
+                   jnp.zeros((caps.max_slots, width), jnp.int32))
+
+
+def uses_history(spec: SpecConfig) -> bool:
+  return spec.drafter.kind == 'lookup'
+
+
+def history_admit(ss: SpecSlots, slot: jax.Array, prompt_len: jax.Array,
+                  last_token: jax.Array) -> SpecSlots:
+  """The prompt's last token (fed by the first step) at position prompt_len - 1."""
+  return ss.replace(history=ss.history.at[slot, prompt_len - 1].set(last_token, mode='drop'))
+
+
+def history_prefill(ss: SpecSlots, slot: jax.Array, tokens: jax.Array, start: jax.Array,
+                    length: jax.Array) -> SpecSlots:
+  """Prompt tokens [C] at start.. (positions >= `length`, the padding of a last chunk, skipped)."""
+  pos = start + jnp.arange(tokens.shape[0], dtype=jnp.int32)
+  pos = jnp.where(pos < length, pos, ss.history.shape[1])  # out of bounds: dropped
+  return ss.replace(history=ss.history.at[slot, pos].set(tokens, mode='drop'))
+
+
+def history_emit(history: jax.Array, length: jax.Array, tokens: jax.Array,
+                 n_emit: jax.Array) -> jax.Array:
+  """Emitted tokens [S, W] (n_emit [S] of them) at positions length + 1 .. length + n_emit."""
+  s, w = tokens.shape
+  j = jnp.arange(w)[None]
+  pos = jnp.where(j < n_emit[:, None], length[:, None] + 1 + j, history.shape[1])
+  return history.at[jnp.arange(s)[:, None], pos].set(tokens, mode='drop')
+
+
+def history_fork(history: jax.Array, new_child: jax.Array, parent_slot: jax.Array,
+                 child_length: jax.Array, child_id: int) -> jax.Array:
+  """New children [S] take their parent's history (the `[Fork]` included), then `[Child]`."""
+  s = history.shape[0]
+  inherited = history[jnp.clip(parent_slot, 0, s - 1)]
+  history = jnp.where(new_child[:, None], inherited, history)
+  pos = jnp.where(new_child, child_length, history.shape[1])
+  return history.at[jnp.arange(s), pos].set(child_id, mode='drop')
+
+
+def current_draft(ss: SpecSlots, slots: Slots, spec: SpecConfig) -> jax.Array:
+  """[S, K, topk] guesses for this step's tree."""
+  d = spec.drafter
+  if d.kind == 'lookup':
+    return prompt_lookup.lookup(ss.history, slots.length + 1, d.num_heads, d.max_ngram, d.min_ngram)
+  return jnp.where((slots.num_out == 0)[:, None, None], -1, ss.draft)
