@@ -62,8 +62,8 @@ def run(config: ml_collections.ConfigDict) -> None:
                      f'{config.model.n_layers}]')
   output = dcfg.output or default_output(config)
   if os.path.exists(output) and not dcfg.overwrite:
-    raise FileExistsError(f'{output} already exists: pass --config.drafter.overwrite=True or another '
-                          '--config.drafter.output')
+    raise ValueError(f'{output} already exists: pass --config.drafter.overwrite=True or another '
+                     '--config.drafter.output')
   from apar_jax.runtime import load_runtime
   runtime = load_runtime(config)
   _distil_if_missing(runtime, dcfg)

@@ -66,7 +66,7 @@ def test_command_end_to_end(tmp_path, capsys, load_config):
   assert printed['kind'] == 'medusa' and len(printed['acceptance']) == 2
   meta = drafter_metadata(str(tmp_path / 'out'))
   assert meta['base']['shape']['n_layers'] == 2 and meta['train']['train_examples'] == 3
-  with pytest.raises(FileExistsError, match='overwrite'):
+  with pytest.raises(ValueError, match='overwrite'):
     train_drafter.run(config)
 
 
