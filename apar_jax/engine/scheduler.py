@@ -120,7 +120,9 @@ class Scheduler:
       if not flight:
         raise RuntimeError('no request could be admitted although the engine is idle; the '
                            'capacity checks should have refused it')
-      self.state = self.fns.run_chunk(self.params, self.state, jnp.asarray(drained),
+      # A copy: on CPU jnp.asarray may alias the numpy buffer, and the chunk is dispatched
+      # asynchronously, so resetting `drained` below could race with the device reading it.
+      self.state = self.fns.run_chunk(self.params, self.state, jnp.array(drained, copy=True),
                                       jnp.int32(self.chunk_steps))
       drained[:] = False
       summary = _summary(self.state)
