@@ -39,7 +39,7 @@ def _summary(state: EngineState) -> dict[str, np.ndarray]:
   arrays = dict(status=sl.status, request=sl.request, branch=sl.branch,
                 parent_branch=sl.parent_branch, fork_point=sl.fork_point, depth=sl.depth,
                 tokens=sl.tokens, num_out=sl.num_out, max_len=sl.max_len, num_pages=sl.num_pages,
-                length=sl.length,
+                length=sl.length, first_step=sl.first_step, last_step=sl.last_step,
                 live_branches=rq.live_branches, decode_steps=rq.decode_steps, forks=rq.forks,
                 refused_forks=rq.refused_forks, max_live=rq.max_live, peak_pages=rq.peak_pages,
                 attended=rq.attended, branch_steps=rq.branch_steps, num_free=state.pool.num_free,
@@ -120,9 +120,11 @@ class Scheduler:
       if not flight:
         raise RuntimeError('no request could be admitted although the engine is idle; the '
                            'capacity checks should have refused it')
-      # A copy: on CPU jnp.asarray may alias the numpy buffer, and the chunk is dispatched
-      # asynchronously, so resetting `drained` below could race with the device reading it.
-      self.state = self.fns.run_chunk(self.params, self.state, jnp.array(drained, copy=True),
+      # A host copy that nobody mutates: on CPU the device array may alias the numpy buffer (even
+      # `jnp.array(x, copy=True)` does, for numpy input) and the chunk runs asynchronously, so
+      # resetting `drained` below could race with the device reading it (finished slots left
+      # undrained: a KeyError in `_drain`).
+      self.state = self.fns.run_chunk(self.params, self.state, jnp.asarray(drained.copy()),
                                       jnp.int32(self.chunk_steps))
       drained[:] = False
       summary = _summary(self.state)
@@ -163,5 +165,6 @@ class Scheduler:
       if status == DONE:
         inflight.branches.append(Branch(b_id, int(summary['parent_branch'][s]),
                                         int(summary['fork_point'][s]), int(summary['depth'][s]),
-                                        tokens))
+                                        tokens, int(summary['first_step'][s]),
+                                        int(summary['last_step'][s])))
         drained[s] = True

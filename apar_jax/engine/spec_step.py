@@ -21,7 +21,7 @@ import jax.numpy as jnp
 from apar_jax.engine import fork, page_allocator, spec_state
 from apar_jax.engine.spec_config import SpecConfig
 from apar_jax.engine.state import DONE, LIVE, EngineState, PagePool, Slots, pages_for
-from apar_jax.engine.step import StepConfig, record_stats
+from apar_jax.engine.step import StepConfig, record_stats, stamp_steps
 from apar_jax.engine.token_choice import ban_column, choose, step_keys
 from apar_jax.model import PagedSpec
 from apar_jax.speculative import hidden_transfer, medusa
@@ -147,6 +147,7 @@ def emit_tokens(state: EngineState, acc: Acceptance, live: jax.Array,
   caps, slots = cfg.caps, state.slots
   s, w = acc.tokens.shape
   n_emit = jnp.where(live, jnp.minimum(acc.num_nodes, slots.budget - slots.num_out), 0)
+  slots = stamp_steps(slots, state.requests, n_emit > 0)
   j = jnp.arange(w)[None]
   emitted = j < n_emit[:, None]  # [S, W]
   col = jnp.where(emitted, slots.num_out[:, None] + j, caps.max_new_tokens)  # dropped if not

@@ -101,6 +101,8 @@ class Slots:
   key: jax.Array  # [S, 2] uint32: raw PRNG key of the branch
   tokens: jax.Array  # [S, max_new_tokens] int32: emitted tokens
   num_out: jax.Array  # [S] int32
+  first_step: jax.Array  # [S] int32: the request's decode step (0-based) of the branch's first token
+  last_step: jax.Array  # [S] int32: ... of its latest token (valid once num_out > 0)
 
 
 @flax.struct.dataclass
@@ -158,7 +160,8 @@ def reset_state(caches: tuple, caps: Capacities) -> EngineState:
                 budget=zs(), max_len=zs(), num_pages=zs(),
                 page_table=jnp.full((s, caps.table_width), caps.sink, jnp.int32),
                 key=jnp.zeros((s, 2), jnp.uint32),
-                tokens=jnp.zeros((s, caps.max_new_tokens), jnp.int32), num_out=zs())
+                tokens=jnp.zeros((s, caps.max_new_tokens), jnp.int32), num_out=zs(),
+                first_step=zs() - 1, last_step=zs() - 1)
   requests = Requests(live_branches=zr(), next_branch=zr(), max_new=zr(),
                       temperature=jnp.zeros((r,), jnp.float32), top_k=zr(),
                       top_p=jnp.ones((r,), jnp.float32), decode_steps=zr(), forks=zr(),

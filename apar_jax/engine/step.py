@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from apar_jax.engine import fork, page_allocator
-from apar_jax.engine.state import DONE, LIVE, Capacities, EngineState
+from apar_jax.engine.state import DONE, LIVE, Capacities, EngineState, Requests, Slots
 from apar_jax.engine.token_choice import ControlIds, ban_column, choose
 from apar_jax.model import PagedSpec, Transformer
 
@@ -62,10 +62,20 @@ def choose_tokens(state: EngineState, logits: jax.Array, live: jax.Array,
   return state.replace(slots=slots, requests=requests), tok
 
 
+def stamp_steps(slots: Slots, requests: Requests, emitting: jax.Array) -> Slots:
+  """Before `num_out` advances: the request's current decode step (0-based; `record_stats` has
+  counted it) becomes the `last_step` of every emitting slot and the `first_step` of those emitting
+  their first token (branch timelines in `Result.branches`)."""
+  step = requests.decode_steps[slots.request] - 1
+  first = emitting & (slots.num_out == 0)
+  return slots.replace(first_step=jnp.where(first, step, slots.first_step),
+                       last_step=jnp.where(emitting, step, slots.last_step))
+
+
 def emit(state: EngineState, tok: jax.Array, live: jax.Array, cfg: StepConfig) -> EngineState:
   """Appends `tok` to the outputs of LIVE slots, advances them, and finishes those at EOS/budget."""
   caps = cfg.caps
-  slots = state.slots
+  slots = stamp_steps(state.slots, state.requests, live)
   s = caps.max_slots
   col = jnp.where(live, slots.num_out, caps.max_new_tokens)  # out of bounds = dropped
   tokens = slots.tokens.at[jnp.arange(s), col].set(tok, mode='drop')

@@ -19,6 +19,10 @@ class Branch:
   fork_point: int  # index in the parent's tokens of the [Fork] that spawned it (-1 for the root)
   depth: int
   tokens: tuple[int, ...]  # emitted tokens ([Child] excluded), the final stop token included
+  # The request's decode steps (0-based) in which the branch emitted its first and its last token
+  # (-1 = not recorded): its bar on a timeline. AR/APAR emit one token per step in between.
+  first_step: int = -1
+  last_step: int = -1
 
 
 def cut_at_stop(tokens: Sequence[int], stop_ids: Iterable[int]) -> tuple[list[int], bool]:
