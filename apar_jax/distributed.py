@@ -33,6 +33,7 @@ import dataclasses
 import logging
 import math
 import os
+import shutil
 from typing import Any, Sequence
 
 import jax
@@ -174,6 +175,25 @@ def initialize_from_env_or_flags(coordinator_address: str | None = None,
 def is_main_process() -> bool:
   """True on process 0, the one that writes results and progress."""
   return jax.process_index() == 0
+
+
+def sync_processes(name: str) -> None:
+  """A barrier: returns once every process of the job has reached it (at once in a single process).
+
+  `name` must be the same on every process (a mismatch is an error, not a hang)."""
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils
+    multihost_utils.sync_global_devices(name)
+
+
+def remove_directory(path: str) -> None:
+  """Removes the directory `path` if it exists: process 0 deletes, every process waits for it.
+
+  The processes of a job share the file system; deleting from each of them races (the slower one
+  finds the tree half gone and fails)."""
+  if is_main_process() and os.path.exists(path):
+    shutil.rmtree(path)
+  sync_processes(f'apar_jax.distributed.remove_directory {os.path.abspath(path)}')
 
 
 def resolve_mesh_shape(mesh_cfg: ml_collections.ConfigDict | dict, num_devices: int

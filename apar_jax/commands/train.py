@@ -30,6 +30,7 @@ def run(config: ml_collections.ConfigDict) -> None:
   result = train(config)
   print(f'[train] steps {result.start_step} -> {result.end_step}; '
         f'{result.tokens_per_s:.0f} tokens/s', file=sys.stderr)
-  if config.train.plot_path and result.end_step > 0:
+  from apar_jax.distributed import is_main_process
+  if config.train.plot_path and result.end_step > 0 and is_main_process():  # from process 0's logs
     path = plot_loss(config.train.log_dir, config.train.plot_path)
     print(f'[train] loss curve: {path}', file=sys.stderr)

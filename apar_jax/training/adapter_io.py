@@ -2,12 +2,12 @@
 
 import dataclasses
 import os
-import shutil
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from apar_jax import distributed
 from apar_jax.training.lora import Adapter, LoraSpec
 
 METADATA_KEY = 'apar_jax_adapter'
@@ -16,10 +16,9 @@ METADATA_KEY = 'apar_jax_adapter'
 def save_adapter(path: str, adapter: Adapter, overwrite: bool = True) -> str:
   """Writes the adapter to the directory `path` (replaced when `overwrite`); returns its abs path."""
   path = os.path.abspath(path)
-  if os.path.exists(path):
-    if not overwrite:
-      raise FileExistsError(f'{path} exists: choose a new directory or pass overwrite=True')
-    shutil.rmtree(path)
+  if os.path.exists(path) and not overwrite:
+    raise FileExistsError(f'{path} exists: choose a new directory or pass overwrite=True')
+  distributed.remove_directory(path)  # once for a multi-process job, which then saves together
   os.makedirs(os.path.dirname(path), exist_ok=True)
   spec = dataclasses.asdict(adapter.spec)
   weights = jax.tree.map(lambda x: np.asarray(jax.device_get(x)), adapter.weights)

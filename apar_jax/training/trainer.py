@@ -6,6 +6,10 @@ Resumes from the newest checkpoint in `train.checkpoint_dir`; batches are a func
 an interrupted and resumed run ends in the same state as an uninterrupted one. The same code runs on
 one device or a (data, fsdp, tensor) mesh: the batch is split over data x fsdp, the params follow the
 config's sharding rules, the LoRA weights are replicated.
+
+In a multi-process job every process runs this same code on the same data (each builds the rows and
+places its part of every batch); the checkpoints and the exported adapter are written by all of them
+together (orbax), the logs, TensorBoard events and progress bar by process 0 alone.
 """
 
 import contextlib
@@ -24,7 +28,7 @@ import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 from tqdm import tqdm
 
-from apar_jax import sharding
+from apar_jax import distributed, sharding
 from apar_jax.apar_data.dataset import DataStats, batch_rows, build_rows
 from apar_jax.apar_data.packing import PackedRows
 from apar_jax.model import CausalSpec, build_model
@@ -113,7 +117,7 @@ def train(config: ml_collections.ConfigDict, *, tokenizer: Optional[Tokenizer] =
   print(f'[train] data: {stats.summary()}', file=sys.stderr)
 
   model = build_model(config.model)
-  mesh = sharding.make_mesh(config.mesh)
+  mesh = distributed.make_global_mesh(config.mesh)  # data across hosts in a multi-process job
   accum, micro = _check(tc, mesh)
   total = int(tc.total_steps)
   schedule = learning_rate_schedule(tc)
@@ -154,12 +158,16 @@ def train(config: ml_collections.ConfigDict, *, tokenizer: Optional[Tokenizer] =
 def _loop(tc: ml_collections.ConfigDict, state: Any, frozen: Any, step_fn: Any,
           ckpt: TrainCheckpoints, start: int, end: int, make_batch: Callable[[int], Any],
           progress: bool) -> tuple[Any, int, float]:
-  """Steps start .. end - 1 with logging and checkpoints; returns (state, steps done, tokens/s)."""
-  os.makedirs(tc.log_dir, exist_ok=True)
-  writer = EventWriter(tc.log_dir)
+  """Steps start .. end - 1 with logging and checkpoints; returns (state, steps done, tokens/s).
+
+  Only process 0 logs (one metrics file and event stream per job); every process checkpoints."""
+  main = distributed.is_main_process()
+  if main:
+    os.makedirs(tc.log_dir, exist_ok=True)
+  writer = EventWriter(tc.log_dir) if main else None
   tokens_done, timed_s, done = 0.0, 0.0, start
   bar = tqdm(range(start, end), initial=start, total=int(tc.total_steps), desc='train',
-             disable=not progress, file=sys.stderr, dynamic_ncols=True)
+             disable=not (progress and main), file=sys.stderr, dynamic_ncols=True)
   for step in bar:
     t0 = time.perf_counter()
     state, metrics = step_fn(state, frozen, make_batch(step))
@@ -169,12 +177,13 @@ def _loop(tc: ml_collections.ConfigDict, state: Any, frozen: Any, step_fn: Any,
     if step > start:  # the first step of a run includes compilation
       tokens_done, timed_s = tokens_done + metrics['tokens'], timed_s + dt
     done = step + 1
-    if done % int(tc.log_every) == 0 or done == end:
+    if writer is not None and (done % int(tc.log_every) == 0 or done == end):
       _log_metrics(writer, tc.log_dir, done, metrics)
     bar.set_postfix(loss=f'{metrics["loss"]:.4f}', tok_s=f'{metrics["tokens_per_s"]:.0f}')
     ckpt.save(done, state, force=done == end)
   bar.close()
-  writer.close()
+  if writer is not None:
+    writer.close()
   ckpt.close()
   return state, done, tokens_done / timed_s if timed_s > 0 else float('nan')
 
@@ -188,6 +197,7 @@ def _export(config: ml_collections.ConfigDict, state: Any, spec: Any) -> str:
     path = save_adapter(tc.export_dir, adapter_of(state['trainable'], spec))
   else:
     from apar_jax.weights import save_params
+    distributed.remove_directory(tc.export_dir)  # once for the job: save_params deletes per process
     path = save_params(tc.export_dir, state['trainable'], model_cfg=config.model, overwrite=True)
   print(f'[train] wrote {path}', file=sys.stderr)
   return path

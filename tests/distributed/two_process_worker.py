@@ -13,19 +13,11 @@ import json
 import os
 import sys
 
-REPO_ROOT, OUT_DIR, ROLE = sys.argv[1:4]
-sys.path.insert(0, REPO_ROOT)
-sys.path.insert(0, os.path.join(REPO_ROOT, 'tests'))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import worker_init  # noqa: E402
 
-from apar_jax import distributed  # noqa: E402  (imports jax; no backend touched yet)
-
-if ROLE == 'worker':
-  PORT, PROCESS_ID = int(sys.argv[4]), int(sys.argv[5])
-  setup = distributed.initialize_from_env_or_flags(
-      coordinator_address=f'127.0.0.1:{PORT}', num_processes=2, process_id=PROCESS_ID,
-      initialization_timeout_s=60)
-  assert setup.mode == 'explicit', setup
-  assert distributed.initialize_from_env_or_flags() is setup  # idempotent
+ARGS = worker_init.start()  # joins the job (worker role) before jax touches a backend
+OUT_DIR, ROLE = ARGS.out_dir, ARGS.role
 
 import flax.linen as nn  # noqa: E402
 import jax  # noqa: E402
@@ -34,7 +26,7 @@ from jax.experimental import multihost_utils  # noqa: E402
 from jax.sharding import NamedSharding, PartitionSpec  # noqa: E402
 
 from conftest import load_config  # noqa: E402
-from apar_jax import sharding  # noqa: E402
+from apar_jax import distributed, sharding  # noqa: E402
 from apar_jax.model import CausalSpec, build_model  # noqa: E402
 
 
