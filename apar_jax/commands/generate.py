@@ -85,7 +85,9 @@ def run(config: ml_collections.ConfigDict) -> None:
                        f'{", ".join(IMPLS)}')
     config.engine.attention_impl = cli_flags.ATTENTION_IMPL.value
   runtime = load_runtime(config)
-  stream = cli_flags.STREAM.value and len(prompts) == 1 and mode == 'ar'
+  from apar_jax.distributed import is_main_process
+  # Multi-process: every process decodes; only process 0 streams (and writes, see write_records).
+  stream = cli_flags.STREAM.value and len(prompts) == 1 and mode == 'ar' and is_main_process()
   records = generate_on_engine(runtime, mode, prompts, max_new, sampling, stream)
   write_records(records, cli_flags.OUTPUT.value, echo=not stream)
 

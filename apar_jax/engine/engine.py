@@ -113,6 +113,10 @@ class Engine:
     if not 0 <= request.arrival_s < float('inf'):
       raise ValueError(f'request {index}: arrival_s must be finite and >= 0, got '
                        f'{request.arrival_s}')
+    if request.arrival_s > 0 and jax.process_count() > 1:
+      raise ValueError(f'request {index}: timed arrivals (arrival_s > 0) need a single process: '
+                       'admission would follow each process\'s clock, and every process of a job '
+                       'must make the same device calls')
     need = len(ids) - 1 + max_new
     if need > caps.slot_capacity:
       raise ValueError(

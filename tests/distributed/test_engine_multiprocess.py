@@ -1,0 +1,34 @@
+"""The engine in a two-process job (gloo on 127.0.0.1, four fake CPU devices each, one 2x4 data x
+tensor mesh from `make_global_mesh`) decodes the tiny model greedily, AR and APAR with forks, to the
+tokens and branch trees of a single process: batched, one request at a time and through
+`cli_api.generate_records`."""
+
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from process_harness import run_job  # noqa: E402
+
+WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'engine_worker.py')
+TIMEOUT_S = 200  # for all three processes together, on a loaded 2-core machine
+PER_PROCESS = ('ar_placement', 'apar_placement', 'timed_arrival')
+
+
+def test_two_process_engine_matches_single_process(tmp_path):
+  run_job(WORKER, tmp_path, TIMEOUT_S)
+
+  reference = json.loads((tmp_path / 'reference_0.json').read_text())
+  assert sum(r['forks'] for r in reference['apar_batched']) > 0  # APAR really forked
+  assert sum(r['forks'] for r in reference['apar_records']) > 0
+  assert all(r['forks'] == 0 for r in reference['ar_batched'])
+  assert reference['timed_arrival'] == 'decoded'
+  for pid in (0, 1):
+    got = json.loads((tmp_path / f'worker_{pid}.json').read_text())
+    assert set(got) == set(reference)
+    for key in sorted(set(reference) - set(PER_PROCESS)):
+      assert got[key] == reference[key], (pid, key)  # tokens, trees, text, counters, page stats
+    for mode in ('ar', 'apar'):  # the KV pools and outputs live on all 8 devices of both hosts
+      for placed in got[f'{mode}_placement'].values():
+        assert placed == {'devices': 8, 'processes': [0, 1]}
+    assert 'timed arrivals' in got['timed_arrival'] and 'single process' in got['timed_arrival']
