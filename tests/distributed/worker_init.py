@@ -12,6 +12,7 @@ import dataclasses
 import os
 import sys
 import traceback
+import types
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,7 +23,8 @@ class WorkerArgs:
   process_id: int  # 0 for the reference
 
 
-def _exit_at_once(kind, value, tb) -> None:
+def _exit_at_once(kind: type[BaseException], value: BaseException,
+                  tb: types.TracebackType | None) -> None:
   """An uncaught error ends the process now: at a normal exit `jax.distributed` would wait for the
   other process, itself stuck in a collective with this one, until the parent's deadline."""
   traceback.print_exception(kind, value, tb)
