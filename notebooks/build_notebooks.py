@@ -130,22 +130,24 @@ QUICKSTART = [
         QUESTION = 'List five tips for staying focused while studying at home.'
         MAX_NEW_TOKENS = 48       # per branch (an APAR answer can hold several times this)
         APAR_CONFIG = 'configs/apar_smollm2_135m.py'  # SmolLM2 + the APAR LoRA adapter
-        BASE_CONFIG = 'configs/smollm2_135m.py'       # fallback while the adapter does not exist
+        BASE_CONFIG = 'configs/smollm2_135m.py'       # AR and speculative modes (APAR's fallback)
         SPEC_MODE = 'medusa'      # 'medusa', 'hidden_transfer' (trained drafters) or 'lookup'
         APAR_SLOTS = 8            # branch slots: every slot is a row of every step, keep it small on CPU
         ''', parameters=True),
     md('''\
-        ## Load the model
+        ## Load the models
 
-        `APAR_CONFIG` merges the LoRA adapter trained by `python -m apar_jax train
-        --config=configs/apar_smollm2_135m.py` into SmolLM2 at load time. All four modes run on that one
-        model (the drafters were trained on the base model; the adapter leaves the weights their
-        fingerprint checks untouched).
+        The APAR modes decode with `APAR_CONFIG`, SmolLM2 with the LoRA adapter trained by
+        `python -m apar_jax train --config=configs/apar_smollm2_135m.py` merged in at load time; AR and
+        the speculative mode decode with the base SmolLM2 (`BASE_CONFIG`), the model the Medusa heads
+        were trained on, as `generate --config=configs/smollm2_135m.py --mode=medusa` does.
         '''),
     code('''\
         import contextlib
         import io
         import time
+
+        from apar_jax.runtime import load_runtime
 
 
         def load_config(path):
@@ -153,30 +155,36 @@ QUICKSTART = [
             spec = importlib.util.spec_from_file_location('config_' + os.path.basename(path)[:-3], path)
             module = importlib.util.module_from_spec(spec)
             spec.loader.exec_module(module)
-            return module.get_config()
+            config = module.get_config()
+            config.engine.max_slots = APAR_SLOTS
+            config.engine.max_requests = 1
+            return config
 
 
-        config = load_config(APAR_CONFIG)
-        APAR_TRAINED = os.path.isdir(config.weights.get('adapter', '') or '/nonexistent')
+        def load(config):
+            t0 = time.perf_counter()
+            with contextlib.redirect_stderr(io.StringIO()):  # the weight loader's progress bar
+                runtime = load_runtime(config)
+            adapter = config.weights.get('adapter', '')
+            print(f'loaded {config.name}: {config.model.n_layers} layers, d_model {config.model.d_model}, '
+                  f'vocabulary {config.model.vocab_size} (with [Fork]/[Child])'
+                  + (f', adapter {os.path.relpath(adapter)}' if adapter else '')
+                  + f' in {time.perf_counter() - t0:.1f}s')
+            return runtime
+
+
+        base_config, apar_config = load_config(BASE_CONFIG), load_config(APAR_CONFIG)
+        APAR_TRAINED = os.path.isdir(apar_config.weights.get('adapter', '') or '/nonexistent')
         if not APAR_TRAINED:
             print(f'NOTE: the APAR adapter of {APAR_CONFIG} does not exist yet '
-                  f'({os.path.relpath(config.weights.adapter)}); using {BASE_CONFIG} instead.\\n'
+                  f'({os.path.relpath(apar_config.weights.adapter)}); the APAR modes use {BASE_CONFIG} too.\\n'
                   'The base SmolLM2 was never taught to write [Fork], so it rarely forks: APAR below decodes\\n'
                   'like AR and the timeline has a single bar. Train the adapter with\\n'
                   f'  python -m apar_jax train --config={APAR_CONFIG}\\n'
-                  '(~90 min on 2 CPU cores) and run this notebook again.')
-            config = load_config(BASE_CONFIG)
-        config.engine.max_slots = APAR_SLOTS
-        config.engine.max_requests = 1
-
-        from apar_jax.runtime import load_runtime
-
-        t0 = time.perf_counter()
-        with contextlib.redirect_stderr(io.StringIO()):  # the weight loader's progress bar
-            runtime = load_runtime(config)
-        tok = runtime.tokenizer
-        print(f'loaded {config.name}: {config.model.n_layers} layers, d_model {config.model.d_model}, '
-              f'vocabulary {config.model.vocab_size} (with [Fork]/[Child]) in {time.perf_counter() - t0:.1f}s')
+                  '(~90 min on 2 CPU cores) and run this notebook again.\\n')
+        base_runtime = load(base_config)
+        apar_runtime = load(apar_config) if APAR_TRAINED else base_runtime
+        tok = base_runtime.tokenizer
         '''),
     md('''\
         ## Answer the question in every mode
@@ -190,10 +198,11 @@ QUICKSTART = [
         from apar_jax.engine.cli_api import generate_records
 
         MODES = ['ar', 'apar', SPEC_MODE, 'apar_' + SPEC_MODE]
-        ids = [prompt_ids(tok, QUESTION, config.tokenizer.chat_template, config.tokenizer.system_prompt,
-                          raw=False)]
+        ids = [prompt_ids(tok, QUESTION, base_config.tokenizer.chat_template,
+                          base_config.tokenizer.system_prompt, raw=False)]
         records, chunks = {}, {}
         for mode in MODES:
+            runtime = apar_runtime if mode.startswith('apar') else base_runtime
             t0 = time.perf_counter()
             arrivals = []  # on_tokens: the tokens each branch gained, after every chunk of steps
             records[mode] = generate_records(
@@ -211,8 +220,8 @@ QUICKSTART = [
         ## Speed-up
 
         AR spends one decode step per token. **tokens / step** is the number that APAR and speculative
-        decoding raise; **speed-up (steps)** compares it with AR's (per token, since the APAR answer
-        can differ from the AR one in length). **speed-up (wall)** compares tokens per second on this
+        decoding raise; **speed-up (steps)** compares it with AR's (per token: the APAR model's answer
+        differs from the base model's). **speed-up (wall)** compares tokens per second on this
         machine: on a CPU a verification forward over a token tree costs about its size (see
         `docs/speculative_engine.md`), and the APAR engine runs all its branch slots every step, so the
         wall-clock gain needs an accelerator, where a step costs the same for 1 or 16 rows.
@@ -288,7 +297,7 @@ QUICKSTART = [
         for ax, mode in zip(axes, apar_modes):
             plot_timeline(ax, records[mode], mode)
             ax.set_xlim(0, longest * 1.2 + 2)  # the same step scale in both panels
-        fig.suptitle(config.name + ('' if APAR_TRAINED else ' (base model: APAR adapter not trained yet)'),
+        fig.suptitle(apar_config.name if APAR_TRAINED else 'base SmolLM2 (the APAR adapter is not trained yet)',
                      fontsize=10)
         fig.tight_layout()
         plt.show()
