@@ -399,7 +399,8 @@ FINETUNING = [
                 continue
             tree = trees[name] = extraction.tree
             assert reassemble(tree) == answer  # the tree keeps every character
-            print(f'--- {name}: {tree.kind}, {tree.num_forks} forks; the parent writes')
+            print(f'--- {name}: {tree.kind}, {tree.num_forks} forks, reassemble(tree) == answer: '
+                  f'{reassemble(tree) == answer}; the parent writes')
             print('   ', repr(tree.parent_text('[Fork]')))
             for k, detail in enumerate(tree.details):
                 print(f'    child {k + 1}: {detail!r}')
@@ -456,6 +457,12 @@ FINETUNING = [
         import numpy as np
 
         from apar_jax.apar_data import pack_rows
+
+        row = branch_layout(example)[1].branches[0]  # APAR's row for child 1 of the numbered list
+        print(f'one row per branch, child 1: {len(row.tokens)} tokens, of which {sum(row.target_flags())} targets')
+        print('   context:', repr('...' + tok.decode(row.tokens[:row.first_target], skip_special=False)[-70:]))
+        print('   targets:', repr(tok.decode(row.tokens[row.first_target:], skip_special=False)))
+        print()
 
         examples = {name: tokenize_exchange(tok, prompt, ANSWERS[name], tree) for name, tree in trees.items()}
         print(f"{'answer':>14} | branches | one row per branch | packed | targets | saving")
