@@ -120,10 +120,10 @@ class Scheduler:
       if not flight:
         raise RuntimeError('no request could be admitted although the engine is idle; the '
                            'capacity checks should have refused it')
-      # A host copy that nobody mutates: on CPU the device array may alias the numpy buffer (even
-      # `jnp.array(x, copy=True)` does, for numpy input) and the chunk runs asynchronously, so
-      # resetting `drained` below could race with the device reading it (finished slots left
-      # undrained: a KeyError in `_drain`).
+      # A host copy that nobody mutates: `jnp.array(x, copy=True)` makes no host copy of a numpy
+      # input (it goes through np.asarray), and the transfer / the asynchronously dispatched chunk
+      # may read the buffer after this call returns, so resetting `drained` below raced with it
+      # (finished slots left undrained: a KeyError in `_drain`; seen under load).
       self.state = self.fns.run_chunk(self.params, self.state, jnp.asarray(drained.copy()),
                                       jnp.int32(self.chunk_steps))
       drained[:] = False
