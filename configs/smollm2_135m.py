@@ -15,6 +15,11 @@ def get_config():
       d_model=576, n_layers=30, n_heads=9, n_kv_heads=3, head_dim=64, ffn_dim=1536,
       rope_theta=100000.0, norm_eps=1e-5, tie_embeddings=True, max_position=8192)
   config.weights.source = 'default'
+  # `generate --mode=apar*` decodes with the bundled APAR fine-tune (configs/apar_smollm2_135m.py);
+  # --config.weights.apar_adapter='' keeps the base model.
+  config.weights.apar_adapter = os.path.join(
+      os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'data', 'adapters',
+      'apar_smollm2_135m')
   config.tokenizer.kind = 'gguf'
   config.tokenizer.path = 'default'
   config.tokenizer.chat_template = 'chatml'

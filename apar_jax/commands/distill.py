@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from apar_jax.apar_data.prompt_generator import Prompt, generate_prompts
 from apar_jax.apar_data.sharegpt import sharegpt_record
+from apar_jax.runtime import load_tokenizer_from_config
 from apar_jax.tokenization import encode_chat
 
 # (prompt token ids) -> (answer token ids, the last one a stop id when the answer finished)
@@ -43,9 +44,14 @@ def _engine_available() -> bool:
   return True
 
 
-def make_answerer(config: ml_collections.ConfigDict, dc: ml_collections.ConfigDict) -> tuple[
-    Answerer, object, str]:
-  """(answerer, tokenizer, backend name): the engine in AR mode if present, else DenseGenerator."""
+def make_answerer(config: ml_collections.ConfigDict, dc: ml_collections.ConfigDict,
+                  max_prompt_len: int = 0) -> tuple[Answerer, object, str]:
+  """(answerer, tokenizer, backend name): the engine in AR mode if present, else DenseGenerator.
+
+  With `max_prompt_len`, the engine's page tables are sized for prompts that long plus the answer
+  budget (`cli_api.fit_engine_config`): the attention reads every table entry, so a table sized for
+  the default view costs several times the time per step.
+  """
   backend = dc.backend
   if backend not in BACKENDS:
     raise ValueError(f'config.distill.backend must be one of {BACKENDS}, got {backend!r}')
@@ -57,7 +63,11 @@ def make_answerer(config: ml_collections.ConfigDict, dc: ml_collections.ConfigDi
   tok = runtime.tokenizer
   if backend == 'engine':
     from apar_jax.engine.engine import Engine
+    from apar_jax.engine.cli_api import fit_engine_config
     from apar_jax.engine.requests import Request
+    if max_prompt_len:
+      config = fit_engine_config(config, [max_prompt_len] * int(dc.batch_size),
+                                 int(dc.max_new_tokens), mode='ar')
     engine = Engine(config, mode='ar', params=runtime.params, tokenizer=tok, mesh=runtime.mesh)
 
     def answer(prompts):
@@ -115,7 +125,12 @@ def run(config: ml_collections.ConfigDict) -> None:
         f'{len(todo)} to answer', file=sys.stderr)
   if not todo:
     return
-  answer, tok, backend = make_answerer(config, dc)
+  tok = load_tokenizer_from_config(config)
+  encode = lambda p: encode_chat(tok, [{'role': 'user', 'content': p.text}],  # noqa: E731
+                                 config.tokenizer.chat_template,
+                                 system_prompt=config.tokenizer.system_prompt)
+  max_prompt_len = max(len(encode(p)) for p in todo)
+  answer, tok, backend = make_answerer(config, dc, max_prompt_len)
   print(f'[distill] decoding with the {backend} backend, batch {dc.batch_size}, up to '
         f'{dc.max_new_tokens} new tokens', file=sys.stderr)
   stops = set(tok.stop_ids)
@@ -124,8 +139,7 @@ def run(config: ml_collections.ConfigDict) -> None:
   with open(out_path, 'a', encoding='utf-8') as f:
     for start in range(0, len(todo), int(dc.batch_size)):
       batch: list[Prompt] = todo[start:start + int(dc.batch_size)]
-      ids = [encode_chat(tok, [{'role': 'user', 'content': p.text}], config.tokenizer.chat_template,
-                         system_prompt=config.tokenizer.system_prompt) for p in batch]
+      ids = [encode(p) for p in batch]
       for p, out in zip(batch, answer(ids)):
         finished = bool(out) and out[-1] in stops
         text = tok.decode(out[:-1] if finished else out)

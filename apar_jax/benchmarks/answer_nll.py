@@ -1,0 +1,56 @@
+"""Mean next-token NLL of given answers under a model's params (the prompt is context, not target)."""
+
+from typing import Any, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from apar_jax.model import CausalSpec, Transformer
+from apar_jax.training.loss import token_nll
+
+
+def _rows(prompts: Sequence[Sequence[int]], answers: Sequence[Sequence[int]],
+          length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """Right-padded (tokens [N, L], targets [N, L], weights [N, L]); weight 1 on answer targets."""
+  n = len(prompts)
+  tokens = np.zeros((n, length), np.int32)
+  targets = np.zeros((n, length), np.int32)
+  weights = np.zeros((n, length), np.float32)
+  for i, (p, a) in enumerate(zip(prompts, answers)):
+    seq = list(p) + list(a)
+    if len(seq) > length + 1:
+      raise ValueError(f'answer {i} has {len(seq)} tokens with its prompt; raise max_len to '
+                       f'{len(seq) - 1}')
+    tokens[i, :len(seq) - 1] = seq[:-1]
+    targets[i, :len(seq) - 1] = seq[1:]
+    weights[i, len(p) - 1:len(seq) - 1] = 1.0  # the positions whose next token is an answer token
+  return tokens, targets, weights
+
+
+def answer_nll(model: Transformer, params: Any, prompts: Sequence[Sequence[int]],
+               answers: Sequence[Sequence[int]], *, batch_size: int = 4,
+               max_len: int = 0) -> float:
+  """Mean NLL per answer token (nats), summed over every answer, then divided once."""
+  if not prompts or len(prompts) != len(answers):
+    raise ValueError('answer_nll needs as many answers as prompts, at least one')
+  length = max_len or max(len(p) + len(a) - 1 for p, a in zip(prompts, answers))
+  length = -(-length // 64) * 64  # one compile for every batch
+
+  @jax.jit
+  def sums(params, tokens, targets, weights):  # [B, L] each -> (NLL sum [], count [])
+    positions = jnp.broadcast_to(jnp.arange(tokens.shape[1], dtype=jnp.int32), tokens.shape)
+    logits = model.apply({'params': params}, tokens, positions, CausalSpec()).logits
+    return jnp.sum(token_nll(logits, targets) * weights), jnp.sum(weights)
+
+  total, count = 0.0, 0.0
+  for start in range(0, len(prompts), batch_size):
+    p, a = prompts[start:start + batch_size], answers[start:start + batch_size]
+    tokens, targets, weights = _rows(p, a, length)
+    pad = batch_size - len(p)
+    if pad:  # a fixed batch shape: padded rows carry no weight
+      tokens, targets, weights = (np.concatenate([x, np.zeros((pad, length), x.dtype)])
+                                  for x in (tokens, targets, weights))
+    s, c = sums(params, tokens, targets, weights)
+    total, count = total + float(s), count + float(c)
+  return total / count
