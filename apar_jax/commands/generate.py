@@ -10,6 +10,7 @@ import ml_collections
 from apar_jax import cli_flags
 from apar_jax.commands.prompts import prompt_ids, read_prompts
 from apar_jax.generate import SamplingParams
+from apar_jax.mode_weights import config_for_mode
 from apar_jax.runtime import Runtime, load_runtime
 from apar_jax.tokenization import IncrementalDecoder
 
@@ -84,7 +85,7 @@ def run(config: ml_collections.ConfigDict) -> None:
       raise ValueError(f'unknown --attention_impl={cli_flags.ATTENTION_IMPL.value!r}; choose one of '
                        f'{", ".join(IMPLS)}')
     config.engine.attention_impl = cli_flags.ATTENTION_IMPL.value
-  runtime = load_runtime(config)
+  runtime = load_runtime(config_for_mode(config, mode))
   from apar_jax.distributed import is_main_process
   # Multi-process: every process decodes; only process 0 streams (and writes, see write_records).
   stream = cli_flags.STREAM.value and len(prompts) == 1 and mode == 'ar' and is_main_process()
