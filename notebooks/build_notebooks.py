@@ -140,7 +140,8 @@ QUICKSTART = [
         The APAR modes decode with `APAR_CONFIG`, SmolLM2 with the LoRA adapter trained by
         `python -m apar_jax train --config=configs/apar_smollm2_135m.py` merged in at load time; AR and
         the speculative mode decode with the base SmolLM2 (`BASE_CONFIG`), the model the Medusa heads
-        were trained on, as `generate --config=configs/smollm2_135m.py --mode=medusa` does.
+        were trained on. `python -m apar_jax generate --config=configs/smollm2_135m.py` chooses the
+        weights per mode the same way (`apar_jax/mode_weights.py`).
         '''),
     code('''\
         import contextlib
@@ -181,7 +182,7 @@ QUICKSTART = [
                   'The base SmolLM2 was never taught to write [Fork], so it rarely forks: APAR below decodes\\n'
                   'like AR and the timeline has a single bar. Train the adapter with\\n'
                   f'  python -m apar_jax train --config={APAR_CONFIG}\\n'
-                  '(~90 min on 2 CPU cores) and run this notebook again.\\n')
+                  '(about an hour on 2 CPU cores) and run this notebook again.\\n')
         base_runtime = load(base_config)
         apar_runtime = load(apar_config) if APAR_TRAINED else base_runtime
         tok = base_runtime.tokenizer
@@ -303,6 +304,41 @@ QUICKSTART = [
         plt.show()
         '''),
     md('''\
+        ### When nothing forked
+
+        A model that wrote no `[Fork]` decodes exactly like AR in APAR mode: one bar. The cell below
+        then draws the same timeline for the tiny random model of `apar_jax/bench/forky.py` (the
+        stand-in `python -m apar_jax bench` uses too), whose `[Fork]` head is biased to fire after
+        every third token id: its text means nothing, it shows the mechanics (children starting two
+        steps after their `[Fork]`, branches overlapping, speculative steps shortening each bar).
+        '''),
+    code('''\
+        if any(records[m]['forks'] for m in apar_modes):
+            print('the APAR model forked: see the timeline above')
+        else:
+            print('no [Fork] on this question: ' + ('the APAR adapter is not trained yet' if not APAR_TRAINED else
+                  'the APAR model wrote none under greedy decoding, so APAR decoded like AR'))
+            from apar_jax.bench import forky
+            from apar_jax.engine import Engine, Request
+
+            forky_config = forky.forky_config()
+            forky_params = forky.forky_params(forky_config)
+            forky_records = {}
+            for mode in ('apar', 'apar_lookup'):  # prompt lookup drafts from the text itself, no drafter
+                engine = Engine(forky_config, mode, params=forky_params, control_ids=forky.CONTROL_IDS)
+                forky_records[mode] = engine.generate(
+                    [Request(token_ids=list(forky.PROMPT), max_new_tokens=24)])[0].to_record()
+            heights = [1.2 + 0.3 * len(r['branches']) for r in forky_records.values()]
+            fig, axes = plt.subplots(2, 1, figsize=(8, sum(heights)), gridspec_kw={'height_ratios': heights})
+            longest = max(r['decode_steps'] for r in forky_records.values())
+            for ax, (mode, r) in zip(axes, forky_records.items()):
+                plot_timeline(ax, r, mode)
+                ax.set_xlim(0, longest * 1.2 + 2)
+            fig.suptitle(forky.LABEL, fontsize=10)
+            fig.tight_layout()
+            plt.show()
+        '''),
+    md('''\
         ## The branches of the APAR answer
 
         The engine stores each branch's own tokens; the answer is their pre-order reassembly (the
@@ -318,11 +354,13 @@ QUICKSTART = [
         ## The same from the command line
 
         ```
-        python -m apar_jax generate --config=configs/apar_smollm2_135m.py --mode=apar \\
+        python -m apar_jax generate --config=configs/smollm2_135m.py --mode=apar \\
             --max_new_tokens=48 --prompt="List five tips for staying focused while studying at home."
         python -m apar_jax generate --config=configs/smollm2_135m.py --mode=medusa --prompt="..."
         python -m apar_jax bench --config=configs/smollm2_135m.py     # every mode + peers, plots
         ```
+        With `configs/smollm2_135m.py`, the APAR modes merge the adapter named by
+        `config.weights.apar_adapter` and the other modes keep the base weights, as above.
         `--output=FILE.jsonl` writes the records shown above (one per prompt). See `README.md`,
         `docs/engine.md` and `docs/speculative_engine.md`.
         '''),
@@ -355,7 +393,7 @@ FINETUNING = [
         SEQ_LEN = 256           # tokens per packed row
         LORA_RANK = 8
         COPIES = 3              # each answer is used with this many prompts
-        RUN_FULL_RECIPE = False  # True: run the real SmolLM2 recipe below (~90 min on 2 CPU cores)
+        RUN_FULL_RECIPE = False  # True: run the real SmolLM2 recipe below (about an hour on 2 CPU cores)
         ''', parameters=True),
     md('''\
         ## 1. From an answer to a tree
@@ -566,10 +604,11 @@ FINETUNING = [
     md('''\
         ## 4. The real recipe (SmolLM2-135M)
 
-        One command self-distils 1,000 answers from SmolLM2 (the shipped prompt generator, sampled at
-        T = 0.7), then trains a rank-16 LoRA adapter on packed trees (180 steps x 4 rows x 512 tokens)
-        and exports it to `data/adapters/apar_smollm2_135m/`, which `configs/apar_smollm2_135m.py`
-        loads (and `notebooks/quickstart.ipynb` uses). It resumes when re-run.
+        One command self-distils answers from SmolLM2 (requests from the shipped prompt generator,
+        sampled), then trains a LoRA adapter on packed trees and exports it to
+        `data/adapters/apar_smollm2_135m/`, which `configs/apar_smollm2_135m.py` loads (and
+        `notebooks/quickstart.ipynb` uses). It resumes when re-run; the sizes are in the config (printed
+        below) and `docs/apar_training.md`.
 
         ```
         mkdir -p runs && nohup python -m apar_jax train --config=configs/apar_smollm2_135m.py \\
@@ -580,11 +619,15 @@ FINETUNING = [
         RECIPE = [sys.executable, '-m', 'apar_jax', 'train', '--config=configs/apar_smollm2_135m.py']
         recipe = load_config('configs/apar_smollm2_135m.py')
         adapter_dir, log_dir = recipe.weights.adapter, recipe.train.log_dir
+        t = recipe.train
+        print(f'recipe: {recipe.distill.num_prompts} distilled answers (up to {recipe.distill.max_new_tokens} '
+              f'tokens, T={recipe.distill.temperature}), {t.total_steps} steps x {t.batch_size} rows x '
+              f'{t.seq_len} tokens, LoRA rank {t.lora.rank}, peak LR {t.learning_rate}')
         if RUN_FULL_RECIPE:
             subprocess.run(RECIPE, check=True)
         else:
             print('python -m apar_jax train --config=configs/apar_smollm2_135m.py   '
-                  '(not run: set RUN_FULL_RECIPE = True; ~90 min on 2 CPU cores)')
+                  '(not run: set RUN_FULL_RECIPE = True; about an hour on 2 CPU cores)')
         print('adapter', os.path.relpath(adapter_dir), 'exists' if os.path.isdir(adapter_dir) else 'not trained yet')
         if os.path.exists(os.path.join(log_dir, 'metrics.jsonl')):
             real = read_metrics(log_dir)
