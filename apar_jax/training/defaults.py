@@ -23,6 +23,7 @@ def train_defaults() -> ml_collections.ConfigDict:
                                           impl='merge')),  # 'merge' | 'intercept' (same maths)
       # optimisation
       learning_rate=2e-4,
+      token_rows_lr_scale=1.0,      # LoRA: the [Fork]/[Child] rows learn this many times faster
       end_lr_fraction=0.1,          # cosine decays to learning_rate * this
       warmup_steps=10,
       total_steps=100,

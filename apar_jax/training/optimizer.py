@@ -28,8 +28,27 @@ def _decay_mask(trainable: Any) -> Any:
   return jax.tree_util.tree_map_with_path(keep, trainable)
 
 
+TOKEN_ROW_KEYS = frozenset({'embed_rows', 'head_cols'})
+
+
+def _token_rows_mask(trainable: Any) -> Any:
+  """True on the new tokens' embedding rows / LM-head columns that a LoRA run trains."""
+  def is_row(path, x):
+    del x
+    return bool({getattr(k, 'key', None) for k in path} & TOKEN_ROW_KEYS)
+  return jax.tree_util.tree_map_with_path(is_row, trainable)
+
+
 def make_optimizer(train_cfg: ml_collections.ConfigDict) -> optax.GradientTransformation:
-  return optax.chain(
-      optax.clip_by_global_norm(float(train_cfg.grad_clip)),
-      optax.adamw(learning_rate_schedule(train_cfg), b1=0.9, b2=0.999, eps=1e-8,
-                  weight_decay=float(train_cfg.weight_decay), mask=_decay_mask))
+  """Clip, AdamW; the new tokens' rows step `token_rows_lr_scale` times further (default 1).
+
+  New `[Fork]`/`[Child]` rows start at the mean embedding and must move far; at the LoRA learning
+  rate they barely do in a short run, so recipes may give them a larger one.
+  """
+  parts = [optax.clip_by_global_norm(float(train_cfg.grad_clip)),
+           optax.adamw(learning_rate_schedule(train_cfg), b1=0.9, b2=0.999, eps=1e-8,
+                       weight_decay=float(train_cfg.weight_decay), mask=_decay_mask)]
+  scale = float(train_cfg.get('token_rows_lr_scale', 1.0))
+  if scale != 1.0:
+    parts.append(optax.masked(optax.scale(scale), _token_rows_mask))
+  return optax.chain(*parts)
