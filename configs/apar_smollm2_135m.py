@@ -54,6 +54,7 @@ def get_config():
       max_branches=32,
       method='lora',
       learning_rate=4e-4,
+      token_rows_lr_scale=10.0,      # the new [Fork]/[Child] rows at 4e-3: at 4e-4 the first fork was not learned
       end_lr_fraction=0.1,
       warmup_steps=10,
       total_steps=120,
