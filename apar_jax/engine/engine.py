@@ -12,6 +12,7 @@ from typing import Any, Iterator, Optional, Sequence
 import jax
 import ml_collections
 
+from apar_jax.engine import data_shards
 from apar_jax.engine.loop import EngineFunctions, compiled_functions
 from apar_jax.engine.requests import (DoneEvent, PreparedRequest, Request, Result, check_settings)
 from apar_jax.engine.scheduler import Scheduler
@@ -75,11 +76,13 @@ class Engine:
                          f'--config.model.vocab_size to the tokenizer size')
     self.params = params
     self.mesh = mesh
-    # Params placed on the mesh drive the partitioning; the state is replicated. (No tracing under
+    self.shards = data_shards.num_shards(mesh)
+    # Params placed on the mesh drive the partitioning within a shard. (No tracing under
     # `jax.set_mesh`: there the model's logical constraints fail in Flax's param shape check.)
     self.fns: EngineFunctions = compiled_functions(
         ml_collections.FrozenConfigDict(config.model), self.caps, self.ids, apar,
-        self.attention_impl, speculative.spec if speculative else None)
+        self.attention_impl, speculative.spec if speculative else None, self.shards,
+        mesh if self.shards > 1 else None)
     self.last_stats: dict[str, int] = {}
     self._state: Optional[EngineState] = None  # kept between calls: the KV pools are reused
 
@@ -145,17 +148,20 @@ class Engine:
 
   # ---- running ----------------------------------------------------------------------------------
   def _take_state(self) -> EngineState:
-    """An empty device state: the previous run's, reset, or a new one (replicated over the mesh)."""
+    """An empty device state `[D, ...]`: the previous run's, reset, or a new one (split over the
+    mesh's data axis when it has several shards, else replicated on the mesh)."""
     state, self._state = self._state, None
     if state is not None:
       return self.fns.reset(state)
-    state = init_state(self.caps, self.config.model)
-    if self.speculative is not None:
-      state = state.replace(spec=init_spec_slots(self.caps, self.speculative.spec))
-    if self.mesh is not None and self.mesh.size > 1:
-      from apar_jax.sharding import replicated
-      state = jax.device_put(state, replicated(self.mesh))
-    return state
+
+    def empty() -> EngineState:
+      one = init_state(self.caps, self.config.model)
+      if self.speculative is not None:
+        one = one.replace(spec=init_spec_slots(self.caps, self.speculative.spec))
+      return data_shards.stack(one, self.shards)
+
+    sharding = data_shards.state_sharding(self.mesh, self.shards)
+    return jax.jit(empty, out_shardings=sharding)()  # built on the devices, never on the host
 
   def stream(self, requests: Sequence[Request], *, stream_tokens: bool = True,
              chunk_steps: Optional[int] = None, chunk_events: bool = False) -> Iterator[Any]:
@@ -167,7 +173,7 @@ class Engine:
     device_params = (self.params if self.speculative is None else
                      (self.params, self.speculative.params))
     scheduler = Scheduler(self.fns, device_params, self._take_state(), self.caps, self._result,
-                          chunk_steps or self.caps.chunk_steps)
+                          chunk_steps or self.caps.chunk_steps, self.shards)
     yield from scheduler.run(prepared, stream_tokens, chunk_events)
     self.last_stats = scheduler.final_stats()
     self._state = scheduler.state

@@ -2,9 +2,10 @@
 
 `run_chunk` frees the slots the host has drained, then runs up to `num_steps` decode steps while any
 branch is unfinished. The host calls it once per chunk, so there is one device->host transfer per
-chunk, not per token. Each function is compiled once per (model config, capacities, control ids,
-mode, attention implementation): `compiled_functions` caches them, so several `Engine`s of one
-config share them.
+chunk, not per token. The functions here are written for one data shard; `compiled_functions` lifts
+them to the state stacked over the mesh's data axis (`data_shards`) and jits them once per (model
+config, capacities, control ids, mode, attention implementation, shards, mesh), so several `Engine`s
+of one config share them.
 """
 
 import dataclasses
@@ -15,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from apar_jax.engine import prefill, spec_state
+from apar_jax.engine import data_shards, prefill, spec_state
 from apar_jax.engine.spec_config import SpecConfig
 from apar_jax.engine.spec_step import SpecStepConfig, spec_step
 from apar_jax.engine.state import DONE, FREE, Capacities, EngineState, is_active, reset_state
@@ -24,11 +25,27 @@ from apar_jax.engine.token_choice import ControlIds
 from apar_jax.model import build_model
 
 
-def run_chunk(params: Any, state: EngineState, drained: jax.Array, num_steps: jax.Array,
-              cfg: StepConfig | SpecStepConfig) -> EngineState:
-  """drained [S] bool: DONE slots whose outputs the host has read (they become FREE).
+def step_fn(cfg: StepConfig | SpecStepConfig) -> Callable[[Any, EngineState], EngineState]:
+  """One shard's decode step (speculative modes: params = (base params, drafter params)). A shard
+  with no unfinished branch is left as it was (its step counter included)."""
+  def step(params: Any, state: EngineState) -> EngineState:
+    if isinstance(cfg, SpecStepConfig):
+      new = spec_step(params[0], params[1], state, cfg)
+    else:
+      new = decode_step(params, state, cfg)
+    return new.replace(steps=jnp.where(jnp.any(is_active(state.slots.status)), new.steps,
+                                       state.steps))
+  return step
 
-  Speculative modes (`SpecStepConfig`): params = (base params, drafter params)."""
+
+def run_chunk(params: Any, state: EngineState, drained: jax.Array, num_steps: jax.Array,
+              step: Callable[[Any, EngineState], EngineState]) -> EngineState:
+  """Frees the drained slots, then steps while any branch is unfinished, at most `num_steps` times.
+
+  Works on one shard's state or on the stacked state `[D, ...]` (`step` lifted by
+  `data_shards.per_shard`): the loop's condition looks at every shard, so all devices loop alike.
+  drained [S] or [D, S] bool: DONE slots whose outputs the host has read (they become FREE).
+  """
   status = jnp.where(drained & (state.slots.status == DONE), FREE, state.slots.status)
   state = state.replace(slots=state.slots.replace(status=status))
 
@@ -38,9 +55,7 @@ def run_chunk(params: Any, state: EngineState, drained: jax.Array, num_steps: ja
 
   def body(carry):
     st, i = carry
-    if isinstance(cfg, SpecStepConfig):
-      return spec_step(params[0], params[1], st, cfg), i + 1
-    return decode_step(params, st, cfg), i + 1
+    return step(params, st), i + 1
 
   state, _ = jax.lax.while_loop(cond, body, (state, jnp.zeros((), jnp.int32)))
   return state
@@ -48,52 +63,83 @@ def run_chunk(params: Any, state: EngineState, drained: jax.Array, num_steps: ja
 
 @dataclasses.dataclass(frozen=True)
 class EngineFunctions:
-  """Jitted entry points; the state argument is donated in each."""
-  run_chunk: Callable  # (params, state, drained [S], num_steps []) -> state
-  admit: Callable  # (state, slot, request, prompt_len, last_token, max_new, temp, top_k, top_p,
-  #                   key) -> state
-  prefill_chunk: Callable  # (params, state, slot, tokens [C], start) -> state
+  """Jitted entry points over the stacked state `[D, ...]` (see `data_shards`); the state argument is
+  donated in each. Per-shard host inputs carry a leading `[D]` axis; `active [D]` says which shards
+  a call touches (the others keep their state)."""
+  run_chunk: Callable  # (params, state, drained [D, S], num_steps []) -> state
+  admit: Callable  # (state, active, slot, request, prompt_len, last_token, max_new, temp, top_k,
+  #                   top_p, key [D, 2]) -> state   (scalars per shard: [D])
+  prefill_chunk: Callable  # (params, state, active [D], slot [D], tokens [D, C], start [D]) -> state
   reset: Callable  # (state) -> empty state reusing the KV pools
+  summary: Callable  # (state) -> the host summary's arrays (each [D, ...]), readable on every process
 
   def cache_sizes(self) -> dict[str, int]:
     """Number of compiled versions of each function (1 each after the first run)."""
     return {f.name: getattr(self, f.name)._cache_size() for f in dataclasses.fields(self)}
 
 
+def summary_arrays(state: EngineState) -> dict[str, jax.Array]:
+  """One shard's arrays the host reads after a chunk (slot and request tables, pool counters)."""
+  sl, rq, pool = state.slots, state.requests, state.pool
+  return dict(status=sl.status, request=sl.request, branch=sl.branch,
+              parent_branch=sl.parent_branch, fork_point=sl.fork_point, depth=sl.depth,
+              tokens=sl.tokens, num_out=sl.num_out, max_len=sl.max_len, num_pages=sl.num_pages,
+              length=sl.length, first_step=sl.first_step, last_step=sl.last_step,
+              live_branches=rq.live_branches, decode_steps=rq.decode_steps, forks=rq.forks,
+              refused_forks=rq.refused_forks, max_live=rq.max_live, peak_pages=rq.peak_pages,
+              attended=rq.attended, branch_steps=rq.branch_steps, num_free=pool.num_free,
+              min_refcount=jnp.min(pool.refcount), max_refcount=jnp.max(pool.refcount),
+              steps=state.steps, global_peak=state.peak_pages)
+
+
+def _only_if(active: jax.Array, new: EngineState, old: EngineState) -> EngineState:
+  """`new` on an active shard, `old` elsewhere, for everything but the KV pools (the caller writes
+  an inactive shard's K/V to the sink page, so `new.caches` is right either way: no select over
+  them)."""
+  keep = lambda a, b: jnp.where(active, a, b)  # noqa: E731
+  return jax.tree.map(keep, new.replace(caches=()), old.replace(caches=())).replace(
+      caches=new.caches)
+
+
 @functools.lru_cache(maxsize=16)
 def compiled_functions(model_cfg: ml_collections.FrozenConfigDict, caps: Capacities,
                        ids: ControlIds, apar: bool, attention_impl: str,
-                       spec: Optional[SpecConfig] = None) -> EngineFunctions:
+                       spec: Optional[SpecConfig] = None, shards: int = 1,
+                       mesh: Optional[jax.sharding.Mesh] = None) -> EngineFunctions:
   """Builds the jitted functions once per key (several `Engine`s of one config share them).
 
-  With `spec` (a speculative mode) every function takes params = (base params, drafter params)."""
+  With `spec` (a speculative mode) every function takes params = (base params, drafter params).
+  `shards` data shards over `mesh` (see `data_shards`)."""
   model = build_model(ml_collections.ConfigDict(model_cfg.to_dict()))
   cfg = StepConfig(model, caps, ids, apar, attention_impl)
   history = spec is not None and spec_state.uses_history(spec)
   base_params = (lambda p: p[0]) if spec is not None else (lambda p: p)  # noqa: E731
   step_cfg = cfg if spec is None else SpecStepConfig(cfg, spec)
 
-  def run(params, state, drained, n):
-    return run_chunk(params, state, drained, n, step_cfg)
-
-  def adm(state, slot, request, prompt_len, last_token, *args):
-    state = prefill.admit(state, slot, request, prompt_len, last_token, *args, caps=caps)
+  def adm(state, active, slot, request, prompt_len, last_token, *args):
+    new = prefill.admit(state, slot, request, prompt_len, last_token, *args, caps=caps)
     if history:
-      state = state.replace(spec=spec_state.history_admit(state.spec, slot, prompt_len, last_token))
-    return state
+      new = new.replace(spec=spec_state.history_admit(new.spec, slot, prompt_len, last_token))
+    return _only_if(active, new, state)
 
-  def pre(params, state, slot, tokens, start):
-    state = prefill.prefill_chunk(base_params(params), state, slot, tokens, start, model, caps,
-                                  attention_impl)
+  def pre(params, state, active, slot, tokens, start):
+    new = prefill.prefill_chunk(base_params(params), state, active, slot, tokens, start, model,
+                                caps, attention_impl)
     if history:
-      state = state.replace(spec=spec_state.history_prefill(state.spec, slot, tokens, start,
-                                                            state.slots.length[slot]))
-    return state
+      new = new.replace(spec=spec_state.history_prefill(new.spec, slot, tokens, start,
+                                                        new.slots.length[slot]))
+    return _only_if(active, new, state)
 
   reset = lambda state: reset_state(state.caches, caps).replace(spec=state.spec)  # noqa: E731
 
-  return EngineFunctions(run_chunk=jax.jit(run, donate_argnums=(1,)),
-                         admit=jax.jit(adm, donate_argnums=(0,)),
-                         prefill_chunk=jax.jit(pre, donate_argnums=(1,)),
-                         reset=jax.jit(reset, donate_argnums=(0,)))
-
+  lift = lambda fn, *stacked: data_shards.per_shard(fn, shards, stacked)  # noqa: E731
+  step = lift(step_fn(step_cfg), False, True)
+  run = lambda params, state, drained, n: run_chunk(params, state, drained, n, step)  # noqa: E731
+  placed = data_shards.state_sharding(mesh, shards) if shards > 1 else None
+  jit = lambda fn, donate: jax.jit(fn, donate_argnums=donate, out_shardings=placed)  # noqa: E731
+  return EngineFunctions(
+      run_chunk=jit(run, (1,)),
+      admit=jit(lift(adm, *(True,) * 11), (0,)),
+      prefill_chunk=jit(lift(pre, False, True, True, True, True, True), (1,)),
+      reset=jit(lift(reset, True), (0,)),
+      summary=data_shards.replicated_fn(jax.vmap(summary_arrays), mesh))

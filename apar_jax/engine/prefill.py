@@ -57,14 +57,15 @@ def admit(state: EngineState, slot: jax.Array, request: jax.Array, prompt_len: j
                                               page_allocator.pages_in_use(pool)))
 
 
-def prefill_chunk(params: Any, state: EngineState, slot: jax.Array, tokens: jax.Array,
-                  start: jax.Array, model: Transformer, caps: Capacities,
+def prefill_chunk(params: Any, state: EngineState, active: jax.Array, slot: jax.Array,
+                  tokens: jax.Array, start: jax.Array, model: Transformer, caps: Capacities,
                   attention_impl: str) -> EngineState:
-  """Writes the K/V of `tokens [C]` at positions start .. start + C - 1 of `slot`."""
+  """Writes the K/V of `tokens [C]` at positions start .. start + C - 1 of `slot` (if `active`;
+  else into the sink page: a data shard with nothing to prefill runs the same program)."""
   c = tokens.shape[0]
   extra = pages_for(c, caps.page_size) + 1
-  row = jnp.concatenate([state.slots.page_table[slot],
-                         jnp.full((extra,), caps.sink, jnp.int32)])[None]  # [1, width + extra]
+  own = jnp.where(active, state.slots.page_table[slot], caps.sink)
+  row = jnp.concatenate([own, jnp.full((extra,), caps.sink, jnp.int32)])[None]  # [1, width+extra]
   spec = PagedSpec(row, start[None], None, write=None, impl=attention_impl)
   positions = (start + jnp.arange(c, dtype=jnp.int32))[None]
   out = model.apply({'params': params}, tokens[None], positions, spec, state.caches)

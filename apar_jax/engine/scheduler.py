@@ -4,7 +4,9 @@ Between chunks the host reads one small summary of the state (slot status, outpu
 drains finished branches, completes requests whose branches have all ended, and admits waiting
 requests into free slots when the free pages cover every live branch's reserve plus the newcomer's
 worst case. No device->host transfer happens inside a chunk. A request is not admitted before its
-`arrival_s` (serving benchmarks); an idle engine sleeps until the next arrival.
+`arrival_s` (serving benchmarks); an idle engine sleeps until the next arrival. With several data
+shards (`data_shards`) each request goes to one shard; one admission round admits at most one request
+per shard, and prefills them side by side.
 """
 
 import collections
@@ -33,87 +35,125 @@ class _InFlight:
   emitted: dict[int, int] = dataclasses.field(default_factory=dict)  # branch id -> tokens streamed
 
 
-def _summary(state: EngineState) -> dict[str, np.ndarray]:
-  """The few arrays the host needs after a chunk, in one transfer (copied: the state is donated)."""
-  sl, rq = state.slots, state.requests
-  arrays = dict(status=sl.status, request=sl.request, branch=sl.branch,
-                parent_branch=sl.parent_branch, fork_point=sl.fork_point, depth=sl.depth,
-                tokens=sl.tokens, num_out=sl.num_out, max_len=sl.max_len, num_pages=sl.num_pages,
-                length=sl.length, first_step=sl.first_step, last_step=sl.last_step,
-                live_branches=rq.live_branches, decode_steps=rq.decode_steps, forks=rq.forks,
-                refused_forks=rq.refused_forks, max_live=rq.max_live, peak_pages=rq.peak_pages,
-                attended=rq.attended, branch_steps=rq.branch_steps, num_free=state.pool.num_free,
-                steps=state.steps, global_peak=state.peak_pages)
-  return {k: np.array(v) for k, v in jax.device_get(arrays).items()}
+def read_summary(fns: EngineFunctions, state: EngineState, caps: Capacities) -> dict[str, np.ndarray]:
+  """The arrays the host needs after a chunk, in one transfer, flattened over the data shards.
+
+  Slot arrays become `[D * S]` (global slot g = shard * S + slot), request arrays `[D * R]`, and
+  `request` holds global request indices (shard * R + r); pool counters stay per shard `[D]`.
+  """
+  arrays = {k: np.array(v) for k, v in jax.device_get(fns.summary(state)).items()}
+  shards = arrays['num_free'].shape[0]
+  for name, value in arrays.items():
+    if value.ndim >= 2:  # [D, S, ...] or [D, R]
+      arrays[name] = value.reshape((-1,) + value.shape[2:])
+  offsets = np.repeat(np.arange(shards) * caps.max_requests, caps.max_slots)
+  arrays['request'] = arrays['request'] + offsets
+  return arrays
 
 
-def available_pages(summary: dict[str, np.ndarray], page_size: int) -> int:
-  """Free pages not reserved by unfinished branches (mirrors `state.outstanding_pages`)."""
+def available_pages(summary: dict[str, np.ndarray], caps: Capacities) -> np.ndarray:
+  """[D] free pages of each shard not reserved by its unfinished branches (mirrors
+  `state.outstanding_pages`)."""
   status = summary['status']
-  waiting = ((status == PENDING) | (status == COPYING)) & (summary['length'] % page_size != 0)
-  need = pages_for(summary['max_len'], page_size) - summary['num_pages'] + waiting
+  waiting = ((status == PENDING) | (status == COPYING)) & (summary['length'] % caps.page_size != 0)
+  need = pages_for(summary['max_len'], caps.page_size) - summary['num_pages'] + waiting
   active = np.asarray(is_active(status))
-  return int(summary['num_free']) - int(np.sum(np.where(active, np.maximum(need, 0), 0)))
+  reserved = np.where(active, np.maximum(need, 0), 0).reshape(-1, caps.max_slots).sum(axis=1)
+  return summary['num_free'] - reserved
 
 
 class Scheduler:
-  """Runs a list of prepared requests to completion on one engine state."""
+  """Runs a list of prepared requests to completion on one engine state of `shards` data shards.
+
+  Slots and request indices are global on the host (shard * S + slot, shard * R + r); each request
+  lives in one shard, chosen at admission (the one with the most unreserved pages).
+  """
 
   def __init__(self, fns: EngineFunctions, params: Any, state: EngineState, caps: Capacities,
                finish: Callable[[PreparedRequest, list[Branch], dict[str, int], float], Result],
-               chunk_steps: int):
+               chunk_steps: int, shards: int = 1):
     self.fns, self.params, self.state, self.caps = fns, params, state, caps
     self.finish = finish
     self.chunk_steps = chunk_steps
-    self.stats: dict[str, int] = {'chunks': 0, 'steps': 0, 'peak_kv_pages': 0}
+    self.shards = shards
+    self.stats: dict[str, int] = {'chunks': 0, 'steps': 0, 'peak_kv_pages': 0,
+                                  'data_shards': shards}
+    self._last: dict[str, np.ndarray] | None = None  # the latest summary
 
   def final_stats(self) -> dict[str, int]:
-    """Run counters plus the page accounting after the run (all pages free, no negative count)."""
-    pool = self.state.pool
-    refcount, num_free = jax.device_get((pool.refcount, pool.num_free))
-    return dict(self.stats, free_pages_end=int(num_free), min_refcount_end=int(np.min(refcount)),
-                max_refcount_end=int(np.max(refcount)), num_pages=self.caps.num_pages)
+    """Run counters plus the page accounting after the run (all pages free, no negative count),
+    summed over the shards."""
+    summary = self._last if self._last is not None else read_summary(self.fns, self.state,
+                                                                        self.caps)
+    return dict(self.stats, free_pages_end=int(np.sum(summary['num_free'])),
+                min_refcount_end=int(np.min(summary['min_refcount'])),
+                max_refcount_end=int(np.max(summary['max_refcount'])),
+                num_pages=self.caps.num_pages * self.shards)
 
-  def _admit(self, req: PreparedRequest, slot: int, r: int) -> None:
-    caps, ids = self.caps, req.ids
-    L = len(ids)
+  def _admit(self, picks: dict[int, tuple[PreparedRequest, int, int]]) -> None:
+    """Admits and prefills one request per picked shard: {shard: (request, slot, r)} (local slot and
+    request indices), in one `admit` call and as many `prefill_chunk` calls as the longest prompt
+    needs (shards whose prompt is done sit those out)."""
+    d, c = self.shards, self.caps.prefill_chunk
+    active = np.zeros((d,), bool)
+    ints = {k: np.zeros((d,), np.int32) for k in ('slot', 'r', 'length', 'last', 'max_new',
+                                                   'top_k')}
+    floats = {k: np.zeros((d,), np.float32) for k in ('temperature', 'top_p')}
+    keys = np.zeros((d, 2), np.uint32)
+    for shard, (req, slot, r) in picks.items():
+      active[shard] = True
+      for k, v in (('slot', slot), ('r', r), ('length', len(req.ids)), ('last', req.ids[-1]),
+                   ('max_new', req.max_new), ('top_k', req.top_k)):
+        ints[k][shard] = v
+      floats['temperature'][shard], floats['top_p'][shard] = req.temperature, req.top_p
+      keys[shard] = np.asarray(root_key_data(req.seed))
     self.state = self.fns.admit(
-        self.state, jnp.int32(slot), jnp.int32(r), jnp.int32(L), jnp.int32(ids[-1]),
-        jnp.int32(req.max_new), jnp.float32(req.temperature), jnp.int32(req.top_k),
-        jnp.float32(req.top_p), root_key_data(req.seed))
-    c = caps.prefill_chunk
-    for start in range(0, L - 1, c):
-      chunk = np.zeros((c,), np.int32)
-      part = ids[start:min(start + c, L - 1)]
-      chunk[:len(part)] = part
-      self.state = self.fns.prefill_chunk(self.params, self.state, jnp.int32(slot),
-                                          jnp.asarray(chunk), jnp.int32(start))
+        self.state, active, ints['slot'], ints['r'], ints['length'], ints['last'],
+        ints['max_new'], floats['temperature'], ints['top_k'], floats['top_p'], keys)
+    prefill_len = max(len(req.ids) - 1 for req, _, _ in picks.values())
+    for start in range(0, prefill_len, c):
+      tokens = np.zeros((d, c), np.int32)
+      busy = np.zeros((d,), bool)
+      for shard, (req, _, _) in picks.items():
+        part = req.ids[start:min(start + c, len(req.ids) - 1)]
+        tokens[shard, :len(part)] = part
+        busy[shard] = len(part) > 0
+      self.state = self.fns.prefill_chunk(self.params, self.state, busy, ints['slot'], tokens,
+                                          np.full((d,), start, np.int32))
 
   def run(self, requests: list[PreparedRequest], stream: bool,
           chunk_events: bool = False) -> Iterator[Any]:
     """Yields TokensEvent (when `stream`), DoneEvent for every request and, when `chunk_events`, a
     ChunkEvent after each chunk (before its TokensEvents). Admission is FIFO by `arrival_s`."""
-    caps = self.caps
+    caps, d = self.caps, self.shards
     queue = collections.deque(sorted(requests, key=lambda r: r.arrival_s))  # stable
-    free_slots = list(range(caps.max_slots))
-    free_reqs = list(range(caps.max_requests))
-    avail = caps.num_pages
-    flight: dict[int, _InFlight] = {}
-    drained = np.zeros((caps.max_slots,), bool)
+    free_slots = [list(range(caps.max_slots)) for _ in range(d)]  # local indices per shard
+    free_reqs = [list(range(caps.max_requests)) for _ in range(d)]
+    avail = np.full((d,), caps.num_pages)
+    flight: dict[int, _InFlight] = {}  # by global request index
+    drained = np.zeros((d * caps.max_slots,), bool)
     t0 = time.perf_counter()
     arrived = lambda: bool(queue) and queue[0].arrival_s <= time.perf_counter() - t0  # noqa: E731
     while queue or flight:
-      while free_slots and free_reqs and arrived():
-        req = queue[0]
-        need = pages_for(len(req.ids) - 1 + req.max_new + caps.slack, caps.page_size)
-        if need > avail:
+      while True:  # rounds of at most one admission per shard, FIFO
+        picks: dict[int, tuple[PreparedRequest, int, int]] = {}
+        while arrived():
+          req = queue[0]
+          need = pages_for(len(req.ids) - 1 + req.max_new + caps.slack, caps.page_size)
+          open_shards = [s for s in range(d) if s not in picks and free_slots[s] and free_reqs[s]
+                         and avail[s] >= need]
+          if not open_shards:
+            break
+          shard = max(open_shards, key=lambda s: (avail[s], -s))
+          queue.popleft()
+          slot, r = free_slots[shard].pop(0), free_reqs[shard].pop(0)
+          picks[shard] = (req, slot, r)
+          drained[shard * caps.max_slots + slot] = False
+          avail[shard] -= need
+          flight[shard * caps.max_requests + r] = _InFlight(req)
+        if not picks:
           break
-        queue.popleft()
-        slot, r = free_slots.pop(0), free_reqs.pop(0)
-        self._admit(req, slot, r)
-        drained[slot] = False
-        avail -= need
-        flight[r] = _InFlight(req)
+        self._admit(picks)
       if not flight and queue and not arrived():
         time.sleep(max(0.0, queue[0].arrival_s - (time.perf_counter() - t0)))
         continue
@@ -124,34 +164,36 @@ class Scheduler:
       # input (it goes through np.asarray), and the transfer / the asynchronously dispatched chunk
       # may read the buffer after this call returns, so resetting `drained` below raced with it
       # (finished slots left undrained: a KeyError in `_drain`; seen under load).
-      self.state = self.fns.run_chunk(self.params, self.state, jnp.asarray(drained.copy()),
+      self.state = self.fns.run_chunk(self.params, self.state,
+                                      jnp.asarray(drained.reshape(d, caps.max_slots).copy()),
                                       jnp.int32(self.chunk_steps))
       drained[:] = False
-      summary = _summary(self.state)
+      summary = self._last = read_summary(self.fns, self.state, caps)
       self.stats['chunks'] += 1
-      self.stats['steps'] = int(summary['steps'])
-      self.stats['peak_kv_pages'] = int(summary['global_peak'])
+      self.stats['steps'] = int(np.max(summary['steps']))
+      self.stats['peak_kv_pages'] = int(np.sum(summary['global_peak']))
       if chunk_events:
-        yield ChunkEvent(time.perf_counter() - t0, int(summary['steps']),
-                         caps.num_pages - int(summary['num_free']),
+        yield ChunkEvent(time.perf_counter() - t0, int(np.max(summary['steps'])),
+                         d * caps.num_pages - int(np.sum(summary['num_free'])),
                          int(np.sum(summary['status'] == LIVE)), len(flight), len(queue))
       yield from self._drain(summary, flight, drained, stream)
-      for r in [r for r in flight if summary['live_branches'][r] == 0]:
-        inflight = flight.pop(r)
-        free_reqs.append(r)
-        counters = {k: int(summary[k][r]) for k in ('decode_steps', 'forks', 'refused_forks',
+      for g in [g for g in flight if summary['live_branches'][g] == 0]:
+        inflight = flight.pop(g)
+        free_reqs[g // caps.max_requests].append(g % caps.max_requests)
+        counters = {k: int(summary[k][g]) for k in ('decode_steps', 'forks', 'refused_forks',
                                                     'max_live', 'peak_pages', 'attended',
                                                     'branch_steps')}
         result = self.finish(inflight.req, inflight.branches, counters, time.perf_counter() - t0)
         yield DoneEvent(inflight.req.index, result)
-      free_slots = sorted(set(np.nonzero(summary['status'] == FREE)[0].tolist())
-                          | set(np.nonzero(drained)[0].tolist()))
-      avail = available_pages(summary, caps.page_size)
+      reusable = np.nonzero((summary['status'] == FREE) | drained)[0]
+      free_slots = [[int(g) % caps.max_slots for g in reusable if g // caps.max_slots == s]
+                    for s in range(d)]
+      avail = available_pages(summary, caps)
 
   def _drain(self, summary: dict[str, np.ndarray], flight: dict[int, _InFlight],
              drained: np.ndarray, stream: bool) -> Iterator[TokensEvent]:
     """Collects DONE branches (marking their slots drained) and streams new tokens."""
-    for s in range(self.caps.max_slots):
+    for s in range(self.shards * self.caps.max_slots):  # global slot indices
       status = summary['status'][s]
       if status not in (LIVE, DONE):
         continue

@@ -51,11 +51,14 @@ def describe(result) -> dict:
 
 
 def placement(engine: Engine) -> dict:
-  """Where the engine's device state lives: devices and processes of its KV pool and outputs."""
+  """Where the engine's device state lives: devices and processes of its KV pool and outputs, and
+  which data shards (rows of the leading shard axis) this process holds."""
   state = engine._state  # kept between calls  # pylint: disable=protected-access
   arrays = dict(kv=state.caches[0].k_pages, tokens=state.slots.tokens)
   return {name: dict(devices=len(a.sharding.device_set),
-                     processes=sorted({d.process_index for d in a.sharding.device_set}))
+                     processes=sorted({d.process_index for d in a.sharding.device_set}),
+                     shards=a.shape[0],
+                     local_shards=sorted({s.index[0].start or 0 for s in a.addressable_shards}))
           for name, a in arrays.items()}
 
 

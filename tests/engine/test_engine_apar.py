@@ -123,10 +123,11 @@ def test_step_updates_the_kv_pool_in_place(forky_params):
   engine = _engine(forky_params, **AMPLE)
   state = engine._take_state()
   caps, cfg = engine.caps, engine.config.model
-  hlo = engine.fns.run_chunk.lower(forky_params, state, jnp.zeros(caps.max_slots, bool),
+  hlo = engine.fns.run_chunk.lower(forky_params, state, jnp.zeros((1, caps.max_slots), bool),
                                    jnp.int32(4)).compile().as_text()
-  pool = f'f32[{caps.num_pages + 1},{caps.page_size},{cfg.n_kv_heads},{cfg.head_dim}]'
-  assert not re.findall(re.escape(pool) + r'\{[0-9,]*\} copy\(', hlo)
+  pool = f'{caps.num_pages + 1},{caps.page_size},{cfg.n_kv_heads},{cfg.head_dim}]'
+  for shape in (f'f32[{pool}', f'f32[1,{pool}'):  # one shard's pool, and the stacked one
+    assert not re.findall(re.escape(shape) + r'\{[0-9,]*\} copy\(', hlo)
 
 
 def test_pallas_kernel_in_interpret_mode_gives_the_same_trees(forky_params):

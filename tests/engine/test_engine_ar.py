@@ -77,7 +77,8 @@ def test_one_compile_per_config_and_mode(tiny, forky_params):
     engine.generate([Request(token_ids=p, max_new_tokens=n)
                      for p, n in zip(batch, (4, 9, 16, 2, 7))])
   engine.generate([Request(token_ids=PROMPTS[2], max_new_tokens=5, temperature=0.5, top_p=0.5)])
-  assert engine.fns.cache_sizes() == {'run_chunk': 1, 'admit': 1, 'prefill_chunk': 1, 'reset': 1}
+  assert engine.fns.cache_sizes() == {'run_chunk': 1, 'admit': 1, 'prefill_chunk': 1, 'reset': 1,
+                                      'summary': 1}
   again = Engine(config, 'ar', params=forky_params, control_ids=IDS)
   assert again.fns is engine.fns  # same (config, capacities, mode): nothing new to compile
 
@@ -88,7 +89,8 @@ def test_chunks_not_steps_sync_with_host(tiny, forky_params):
   [r] = engine.generate([Request(token_ids=PROMPTS[1], max_new_tokens=NEW)], chunk_steps=4)
   assert engine.last_stats['chunks'] == math.ceil(r.decode_steps / 4) < r.decode_steps
   state = engine._state  # the jitted chunk has no host callback inside the while loop
-  hlo = engine.fns.run_chunk.lower(forky_params, state, jnp.zeros(8, bool), jnp.int32(4)).as_text()
+  hlo = engine.fns.run_chunk.lower(forky_params, state, jnp.zeros((1, 8), bool),
+                                    jnp.int32(4)).as_text()
   assert 'callback' not in hlo.lower() and 'while' in hlo
 
 

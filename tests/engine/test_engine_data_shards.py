@@ -1,0 +1,96 @@
+"""The engine's slots sharded over the data axis (a 4x1x2 mesh of fake CPU devices: four data shards,
+heads over tensor): each shard holds its own slots and KV pool on its own devices, requests spread
+over the shards and decode side by side (four times one shard's slots), and the tokens are those of
+one device, for AR, APAR with forks and the speculative modes (prompt lookup; APAR + Medusa).
+
+Runs in a subprocess: the fake device count must be set before jax is imported.
+"""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+
+SCRIPT = textwrap.dedent('''
+    import os, sys
+    os.environ['XLA_FLAGS'] = '--xla_force_host_platform_device_count=8'
+    import flax.linen as nn
+    import jax, jax.numpy as jnp
+    sys.path.insert(0, sys.argv[1])
+    from test_engine_speculative import SPEC, drafter_kwargs
+    from tiny_model import FORKY, IDS, FakeTokenizer, tiny_config, tiny_params
+    from apar_jax import sharding
+    from apar_jax.engine import Engine, Request, tree_signature
+    from apar_jax.engine.spec_config import split_mode
+    from apar_jax.model import CausalSpec, build_model
+
+    PROMPTS = [[1, 2, 3, 4, 5], [33], list(range(40, 60)), [9, 8, 7, 6], [12, 13], [50, 3, 21]]
+    # Per shard: two requests at a time. APAR's trees depend on free slots (a fork is refused when
+    # none is left), so its modes get slots for every branch and the trees can be compared.
+    CAPS = dict(max_slots=2, max_requests=2, num_pages=40)
+    APAR_CAPS = dict(max_slots=16, max_requests=2, num_pages=120)
+
+    def config_for(mode, mesh_shape=None):
+      config = tiny_config(**(APAR_CAPS if split_mode(mode)[0] else CAPS))
+      kind = split_mode(mode)[1]
+      if kind is not None:
+        config.speculative = dict(SPEC[kind])
+      if mesh_shape:
+        config.mesh.update(data=mesh_shape[0], fsdp=mesh_shape[1], tensor=mesh_shape[2])
+      return config
+
+    def engine(mode, params, mesh=None):
+      config = config_for(mode, mesh and tuple(mesh.shape.values()))
+      return Engine(config, mode, params=params, control_ids=IDS, tokenizer=FakeTokenizer(),
+                    mesh=mesh, **drafter_kwargs(split_mode(mode)[1] or 'none'))
+
+    assert jax.device_count() == 8
+    params = tiny_params(config_for('ar'), **FORKY)
+    config = config_for('ar', (4, 1, 2))
+    mesh = sharding.make_mesh(config.mesh)
+    example = (jnp.zeros((1, 1), jnp.int32), jnp.zeros((1, 1), jnp.int32), CausalSpec())
+    with mesh, nn.logical_axis_rules(sharding.logical_rules(config)):
+      shardings = sharding.param_shardings(build_model(config.model), config, mesh, example)
+    sharded = sharding.shard_params(params, shardings)
+    requests = [Request(token_ids=p, max_new_tokens=12) for p in PROMPTS]
+
+    forks = 0
+    for mode in ('ar', 'apar', 'lookup', 'apar_medusa'):
+      one = engine(mode, params)
+      expected = one.generate(requests)
+      one_stats = one.last_stats
+      assert all(r.refused_forks == 0 for r in expected), mode
+      many = engine(mode, sharded, mesh)
+      for attempt in range(2):  # a fresh state, then the reset one
+        got = many.generate(requests)
+        for a, b in zip(expected, got):
+          assert a.token_ids == b.token_ids, (mode, attempt, a.token_ids, b.token_ids)
+          assert tree_signature(a.branches) == tree_signature(b.branches), (mode, attempt)
+          assert (a.decode_steps, a.forks) == (b.decode_steps, b.forks), (mode, attempt)
+        forks += sum(b.forks for b in got)
+      stats = many.last_stats
+      assert stats['data_shards'] == 4 and one_stats['data_shards'] == 1
+      assert stats['free_pages_end'] == stats['num_pages'] == 4 * one_stats['num_pages']
+      assert stats['min_refcount_end'] == 0 == stats['max_refcount_end']
+      # Six requests: one device (two slots) decodes them in three waves, four shards all at once.
+      assert stats['steps'] == max(r.decode_steps for r in got) < one_stats['steps'], (
+          mode, stats, one_stats)
+      tokens = many._state.slots.tokens  # [D, S, max_new]
+      kv = many._state.caches[0].k_pages  # [D, P + 1, page, Hkv, hd]
+      assert tokens.sharding.spec[0] == 'data' and kv.sharding.spec[0] == 'data'
+      assert {s.data.shape[0] for s in tokens.addressable_shards} == {1}
+      assert len({s.index[0].start for s in kv.addressable_shards}) == 4
+      print(mode, 'steps', one_stats['steps'], '->', stats['steps'])
+    assert forks > 0
+    print('OK', forks)
+''')
+
+
+def test_data_shards_decode_side_by_side_with_single_device_tokens():
+  env = dict(os.environ, PYTHONPATH=REPO)
+  proc = subprocess.run([sys.executable, '-c', SCRIPT, HERE], capture_output=True, text=True,
+                        timeout=900, env=env, cwd=REPO)
+  assert proc.returncode == 0 and 'OK' in proc.stdout, (proc.stdout[-2000:], proc.stderr[-4000:])
