@@ -133,8 +133,10 @@ def compiled_functions(model_cfg: ml_collections.FrozenConfigDict, caps: Capacit
   reset = lambda state: reset_state(state.caches, caps).replace(spec=state.spec)  # noqa: E731
 
   lift = lambda fn, *stacked: data_shards.per_shard(fn, shards, stacked)  # noqa: E731
-  step = lift(step_fn(step_cfg), False, True)
-  run = lambda params, state, drained, n: run_chunk(params, state, drained, n, step)  # noqa: E731
+  if shards == 1:  # the loop inside the lift: one shard's program, as without shards
+    run = lift(functools.partial(run_chunk, step=step_fn(step_cfg)), False, True, True, False)
+  else:  # the loop outside: one trip count for every shard
+    run = functools.partial(run_chunk, step=lift(step_fn(step_cfg), False, True))
   placed = data_shards.state_sharding(mesh, shards) if shards > 1 else None
   jit = lambda fn, donate: jax.jit(fn, donate_argnums=donate, out_shardings=placed)  # noqa: E731
   return EngineFunctions(
