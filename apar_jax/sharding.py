@@ -32,7 +32,7 @@ def logical_rules(config: ml_collections.ConfigDict) -> tuple[tuple[str, Any], .
   return tuple((name, axes) for name, axes in config.sharding_rules)
 
 
-def _fit_spec(spec: PartitionSpec, shape: Sequence[int], mesh: Mesh) -> PartitionSpec:
+def fit_spec(spec: PartitionSpec, shape: Sequence[int], mesh: Mesh) -> PartitionSpec:
   """Drops mesh axes from dimensions they do not divide evenly (those stay replicated)."""
   fitted = []
   for dim, axes in zip(shape, tuple(spec) + (None,) * (len(shape) - len(spec))):
@@ -56,7 +56,7 @@ def param_shardings(model: nn.Module, config: ml_collections.ConfigDict, mesh: M
       lambda spec: nn.logical_to_mesh_axes(tuple(spec), rules), logical_specs,
       is_leaf=lambda x: isinstance(x, PartitionSpec))
   return jax.tree.map(
-      lambda spec, shape: NamedSharding(mesh, _fit_spec(spec, shape, mesh)), mesh_specs, shapes,
+      lambda spec, shape: NamedSharding(mesh, fit_spec(spec, shape, mesh)), mesh_specs, shapes,
       is_leaf=lambda x: isinstance(x, PartitionSpec))
 
 

@@ -21,7 +21,12 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-DATA_AXIS = 'data'
+from apar_jax.engine.spec_config import SpecConfig
+from apar_jax.engine.spec_state import init_spec_slots
+from apar_jax.engine.state import Capacities, EngineState, init_state
+from apar_jax.sharding import fit_spec
+
+DATA_AXIS, TENSOR_AXIS = 'data', 'tensor'
 
 
 def num_shards(mesh: Optional[Mesh]) -> int:
@@ -49,11 +54,28 @@ def stack(tree: Any, shards: int) -> Any:
   return jax.tree.map(lambda x: jnp.broadcast_to(x[None], (shards,) + x.shape), tree)
 
 
-def state_sharding(mesh: Optional[Mesh], shards: int) -> Optional[NamedSharding]:
-  """Where the stacked state lives: split over `data` when sharded, else replicated on the mesh."""
+def empty_state(caps: Capacities, model_cfg: Any, spec: Optional[SpecConfig],
+                shards: int) -> EngineState:
+  """An empty stacked state `[D, ...]`: every slot FREE, every page free (speculative modes: `spec`
+  slots too)."""
+  one = init_state(caps, model_cfg)
+  if spec is not None:
+    one = one.replace(spec=init_spec_slots(caps, spec))
+  return stack(one, shards)
+
+
+def state_shardings(abstract: EngineState, mesh: Optional[Mesh], shards: int) -> Any:
+  """Where the stacked state lives (a pytree of NamedShardings, None without a multi-device mesh):
+  the shard axis over `data` (D > 1), the KV pools' heads over `tensor` when it divides them, the
+  rest replicated within a shard."""
   if mesh is None or mesh.size == 1:
     return None
-  return NamedSharding(mesh, PartitionSpec(DATA_AXIS) if shards > 1 else PartitionSpec())
+  lead = DATA_AXIS if shards > 1 else None
+  plain = lambda x: NamedSharding(mesh, PartitionSpec(lead))  # noqa: E731
+  kv_spec = PartitionSpec(lead, None, None, TENSOR_AXIS, None)  # [D, P + 1, page, Hkv, hd]
+  kv = lambda x: NamedSharding(mesh, fit_spec(kv_spec, x.shape, mesh))  # noqa: E731
+  return jax.tree.map(plain, abstract.replace(caches=())).replace(
+      caches=jax.tree.map(kv, abstract.caches))
 
 
 def replicated_fn(fn: Callable, mesh: Optional[Mesh]) -> Callable:

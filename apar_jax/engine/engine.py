@@ -18,8 +18,7 @@ from apar_jax.engine.requests import (DoneEvent, PreparedRequest, Request, Resul
 from apar_jax.engine.scheduler import Scheduler
 from apar_jax.engine.spec_config import (SPEC_MODES, SpeculativeSetup, resolve_speculative,
                                          split_mode)
-from apar_jax.engine.spec_state import init_spec_slots
-from apar_jax.engine.state import Capacities, EngineState, init_state, pages_for
+from apar_jax.engine.state import Capacities, EngineState, pages_for
 from apar_jax.engine.token_choice import ControlIds
 from apar_jax.engine.tree_reassembly import Branch, reassemble
 
@@ -82,7 +81,7 @@ class Engine:
     self.fns: EngineFunctions = compiled_functions(
         ml_collections.FrozenConfigDict(config.model), self.caps, self.ids, apar,
         self.attention_impl, speculative.spec if speculative else None, self.shards,
-        mesh if self.shards > 1 else None)
+        mesh if mesh is not None and mesh.size > 1 else None)
     self.last_stats: dict[str, int] = {}
     self._state: Optional[EngineState] = None  # kept between calls: the KV pools are reused
 
@@ -148,20 +147,12 @@ class Engine:
 
   # ---- running ----------------------------------------------------------------------------------
   def _take_state(self) -> EngineState:
-    """An empty device state `[D, ...]`: the previous run's, reset, or a new one (split over the
-    mesh's data axis when it has several shards, else replicated on the mesh)."""
+    """An empty device state `[D, ...]`: the previous run's, reset, or a new one (placed by
+    `data_shards.state_shardings`)."""
     state, self._state = self._state, None
     if state is not None:
       return self.fns.reset(state)
-
-    def empty() -> EngineState:
-      one = init_state(self.caps, self.config.model)
-      if self.speculative is not None:
-        one = one.replace(spec=init_spec_slots(self.caps, self.speculative.spec))
-      return data_shards.stack(one, self.shards)
-
-    sharding = data_shards.state_sharding(self.mesh, self.shards)
-    return jax.jit(empty, out_shardings=sharding)()  # built on the devices, never on the host
+    return self.fns.init()  # built on the devices, never on the host
 
   def stream(self, requests: Sequence[Request], *, stream_tokens: bool = True,
              chunk_steps: Optional[int] = None, chunk_events: bool = False) -> Iterator[Any]:

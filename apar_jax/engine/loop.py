@@ -72,6 +72,7 @@ class EngineFunctions:
   prefill_chunk: Callable  # (params, state, active [D], slot [D], tokens [D, C], start [D]) -> state
   reset: Callable  # (state) -> empty state reusing the KV pools
   summary: Callable  # (state) -> the host summary's arrays (each [D, ...]), readable on every process
+  init: Callable  # () -> an empty state, built in place on the mesh
 
   def cache_sizes(self) -> dict[str, int]:
     """Number of compiled versions of each function (1 each after the first run)."""
@@ -137,11 +138,13 @@ def compiled_functions(model_cfg: ml_collections.FrozenConfigDict, caps: Capacit
     run = lift(functools.partial(run_chunk, step=step_fn(step_cfg)), False, True, True, False)
   else:  # the loop outside: one trip count for every shard
     run = functools.partial(run_chunk, step=lift(step_fn(step_cfg), False, True))
-  placed = data_shards.state_sharding(mesh, shards) if shards > 1 else None
+  empty = lambda: data_shards.empty_state(caps, model_cfg, spec, shards)  # noqa: E731
+  placed = data_shards.state_shardings(jax.eval_shape(empty), mesh, shards)
   jit = lambda fn, donate: jax.jit(fn, donate_argnums=donate, out_shardings=placed)  # noqa: E731
   return EngineFunctions(
       run_chunk=jit(run, (1,)),
       admit=jit(lift(adm, *(True,) * 11), (0,)),
       prefill_chunk=jit(lift(pre, False, True, True, True, True, True), (1,)),
       reset=jit(lift(reset, True), (0,)),
-      summary=data_shards.replicated_fn(jax.vmap(summary_arrays), mesh))
+      summary=data_shards.replicated_fn(jax.vmap(summary_arrays), mesh),
+      init=jit(empty, ()))

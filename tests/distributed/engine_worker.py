@@ -5,7 +5,8 @@
 
 Both roles decode the same prompts greedily with the engine, AR and APAR, on the tiny random model
 whose head provokes `[Fork]` (tests/engine/tiny_model.py, `FORKY`): batched with `Engine.generate`,
-one request at a time, and through `cli_api.generate_records`. `reference` runs on one CPU device;
+one request at a time, and through `cli_api.generate_records`; and batched in the prompt-lookup
+speculative mode. `reference` runs on one CPU device;
 `worker` joins the two-process job and decodes with params sharded over one 2x4 (data x tensor) mesh
 from `make_global_mesh`. Each writes OUT_DIR/<role>_<process id>.json, with where the engine state
 lives and what a request with a timed arrival gets (refused in a multi-process job).
@@ -24,6 +25,7 @@ sys.path.insert(0, os.path.join(ARGS.repo_root, 'tests', 'engine'))
 import flax.linen as nn  # noqa: E402
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
+import ml_collections  # noqa: E402
 
 from apar_jax import distributed, sharding  # noqa: E402
 from apar_jax.engine import Engine, Request, tree_signature  # noqa: E402
@@ -73,6 +75,12 @@ def decode(config, params, mesh) -> dict:
     out[f'{mode}_stats'] = engine.last_stats
     out[f'{mode}_one_by_one'] = [describe(engine.generate([r])[0]) for r in requests[:2]]
     out[f'{mode}_placement'] = placement(engine)
+  lookup = ml_collections.ConfigDict(config.to_dict())
+  lookup.speculative = dict(tree='chain', lookup_num_draft=4)  # prompt lookup: no drafter weights
+  engine = Engine(lookup, 'lookup', params=params, control_ids=IDS, tokenizer=FakeTokenizer(),
+                  mesh=mesh)
+  out['lookup_batched'] = [describe(r) for r in engine.generate(requests)]
+  out['lookup_stats'] = engine.last_stats
   runtime = Runtime(config, build_model(config.model), params, FakeTokenizer(), mesh)
   records = generate_records(runtime, 'apar', [str(p) for p in PROMPTS], PROMPTS,
                              max_new_tokens=NEW)

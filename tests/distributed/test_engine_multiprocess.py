@@ -1,7 +1,7 @@
 """The engine in a two-process job (gloo on 127.0.0.1, four fake CPU devices each, one 2x4 data x
 tensor mesh from `make_global_mesh`) decodes the tiny model greedily, AR and APAR with forks, to the
 tokens and branch trees of a single process: batched, one request at a time and through
-`cli_api.generate_records`. The engine's slots are sharded over the data axis: each process holds
+`cli_api.generate_records`, and batched in the prompt-lookup speculative mode. The engine's slots are sharded over the data axis: each process holds
 one data shard (its own KV pool and slots); requests are spread over both."""
 
 import json
@@ -24,6 +24,8 @@ def test_two_process_engine_matches_single_process(tmp_path):
   assert sum(r['forks'] for r in reference['apar_batched']) > 0  # APAR really forked
   assert sum(r['forks'] for r in reference['apar_records']) > 0
   assert all(r['forks'] == 0 for r in reference['ar_batched'])
+  assert [r['token_ids'] for r in reference['lookup_batched']] == [
+      r['token_ids'] for r in reference['ar_batched']]  # lossless: the speculative mode gives AR
   assert reference['timed_arrival'] == 'decoded'
   for pid in (0, 1):
     got = json.loads((tmp_path / f'worker_{pid}.json').read_text())

@@ -1,7 +1,8 @@
 """The engine's slots sharded over the data axis (a 4x1x2 mesh of fake CPU devices: four data shards,
 heads over tensor): each shard holds its own slots and KV pool on its own devices, requests spread
 over the shards and decode side by side (four times one shard's slots), and the tokens are those of
-one device, for AR, APAR with forks and the speculative modes (prompt lookup; APAR + Medusa).
+one device, for AR, APAR with forks and the speculative modes (prompt lookup; APAR + Medusa). With
+one shard on a tensor-parallel mesh the KV pools' heads are split over tensor.
 
 Runs in a subprocess: the fake device count must be set before jax is imported.
 """
@@ -83,8 +84,22 @@ SCRIPT = textwrap.dedent('''
       assert tokens.sharding.spec[0] == 'data' and kv.sharding.spec[0] == 'data'
       assert {s.data.shape[0] for s in tokens.addressable_shards} == {1}
       assert len({s.index[0].start for s in kv.addressable_shards}) == 4
+      assert kv.sharding.spec[3] == 'tensor'  # two KV heads over the two tensor devices of a row
       print(mode, 'steps', one_stats['steps'], '->', stats['steps'])
     assert forks > 0
+
+    # One shard on a tensor-parallel mesh (1x1x2): the KV pools' heads are split over tensor.
+    config = config_for('apar', (1, 1, 2))
+    mesh = sharding.make_mesh(config.mesh, jax.devices()[:2])
+    with mesh, nn.logical_axis_rules(sharding.logical_rules(config)):
+      shardings = sharding.param_shardings(build_model(config.model), config, mesh, example)
+    many = engine('apar', sharding.shard_params(params, shardings), mesh)
+    got = many.generate(requests)
+    expected = engine('apar', params).generate(requests)
+    assert [r.token_ids for r in got] == [r.token_ids for r in expected]
+    assert many.last_stats['data_shards'] == 1
+    kv = many._state.caches[0].k_pages  # [1, P + 1, page, Hkv = 2, hd]
+    assert kv.sharding.spec[3] == 'tensor' and {s.data.shape[3] for s in kv.addressable_shards} == {1}
     print('OK', forks)
 ''')
 
