@@ -24,6 +24,7 @@ import numpy as np
 
 from apar_jax.model import Transformer
 from apar_jax.speculative import layer_runner
+from apar_jax.speculative.top_tokens import top_tokens
 from apar_jax.speculative.tree import TokenTree
 
 
@@ -63,8 +64,7 @@ def propose_extra_pass(base_params: Any, cfg: Any, params: Any, h_last: jax.Arra
   positions = (lengths[:, None] + jnp.arange(k)[None]).astype(jnp.int32)
   x, caches = layer_runner.run_layers(base_params, cfg, x, positions, spec, caches, transfer_layer,
                                       cfg.n_layers)
-  _, tokens = jax.lax.top_k(pseudo_logits_from_upper(base_params, cfg, x), topk)
-  return tokens.astype(jnp.int32), caches
+  return top_tokens(pseudo_logits_from_upper(base_params, cfg, x), topk), caches
 
 
 def transfer_block(tree: TokenTree, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -115,5 +115,5 @@ def verify_with_transfer(model: Transformer, base_params: Any, params: Any, cand
                                       cfg.n_layers)
   hidden = layer_runner.final_norm(base_params, cfg, x)
   logits = layer_runner.lm_logits(base_params, cfg, hidden[:, :t])
-  _, draft = jax.lax.top_k(layer_runner.lm_logits(base_params, cfg, hidden[:, t:]), topk)
-  return logits, hidden[:, :t], draft.reshape(s, t, k, topk).astype(jnp.int32), caches
+  draft = top_tokens(layer_runner.lm_logits(base_params, cfg, hidden[:, t:]), topk)
+  return logits, hidden[:, :t], draft.reshape(s, t, k, topk), caches

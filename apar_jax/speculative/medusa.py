@@ -14,6 +14,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from apar_jax.speculative.top_tokens import top_tokens
+
 
 class MedusaHeads(nn.Module):
   """x [..., d] -> [..., K, d] (one residual block per head)."""
@@ -60,5 +62,4 @@ def head_logits(params: Any, hidden: jax.Array, lm_head: Callable[[jax.Array], j
 def propose(params: Any, hidden: jax.Array, lm_head: Callable[[jax.Array], jax.Array],
             topk: int) -> jax.Array:
   """Draft for the next step: hidden [S, d] of the last committed token -> tokens [S, K, topk]."""
-  _, tokens = jax.lax.top_k(head_logits(params, hidden, lm_head), topk)
-  return tokens.astype(jnp.int32)
+  return top_tokens(head_logits(params, hidden, lm_head), topk)

@@ -1,8 +1,9 @@
 """The engine's slots sharded over the data axis (a 4x1x2 mesh of fake CPU devices: four data shards,
 heads over tensor): each shard holds its own slots and KV pool on its own devices, requests spread
 over the shards and decode side by side (four times one shard's slots), and the tokens are those of
-one device, for AR, APAR with forks and the speculative modes (prompt lookup; APAR + Medusa). With
-one shard on a tensor-parallel mesh the KV pools' heads are split over tensor.
+one device, for AR, APAR with forks and the speculative modes (prompt lookup, APAR + Medusa, Hidden
+Transfer); inside a chunk only the loop condition crosses shards. With one shard on a
+tensor-parallel mesh the KV pools' heads are split over tensor.
 
 Runs in a subprocess: the fake device count must be set before jax is imported.
 """
@@ -15,11 +16,12 @@ import textwrap
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 
-SCRIPT = textwrap.dedent('''
-    import os, sys
+SCRIPT = textwrap.dedent(r'''
+    import os, re, sys
     os.environ['XLA_FLAGS'] = '--xla_force_host_platform_device_count=8'
     import flax.linen as nn
     import jax, jax.numpy as jnp
+    import numpy as np
     sys.path.insert(0, sys.argv[1])
     from test_engine_speculative import SPEC, drafter_kwargs
     from tiny_model import FORKY, IDS, FakeTokenizer, tiny_config, tiny_params
@@ -43,6 +45,44 @@ SCRIPT = textwrap.dedent('''
         config.mesh.update(data=mesh_shape[0], fsdp=mesh_shape[1], tensor=mesh_shape[2])
       return config
 
+    def iota(dims, perm):
+        """Device ids of an HLO iota tile assignment `[dims]T(perm)`."""
+        ids = np.arange(int(np.prod(dims))).reshape(dims)
+        return ids.transpose(perm) if perm else ids
+
+    def ints(text):
+        return [int(i) for i in re.findall(r'\d+', text or '')]
+
+    def device_groups(line):
+        """The device groups of an HLO collective (replica groups or permute pairs)."""
+        named = re.search(r"replica_groups=mesh\[([^\]]*)\](?:, device_ids=\(\[([\d,]+)\]"
+                          r"(?:T\(([\d,]+)\))?\))? \{([^}]*)\}", line)
+        if named:
+            axes = re.findall(r"'(\w+)'=(\d+)", named.group(1))
+            sizes = [int(n) for _, n in axes]
+            ids = (iota(ints(named.group(2)), ints(named.group(3))).reshape(sizes)
+                   if named.group(2) else np.arange(int(np.prod(sizes))).reshape(sizes))
+            reduced = [i for i, (name, _) in enumerate(axes) if f"'{name}'" in named.group(4)]
+            kept = [i for i in range(len(axes)) if i not in reduced]
+            return ids.transpose(kept + reduced).reshape(
+                -1, int(np.prod([sizes[i] for i in reduced]))).tolist()
+        tiled = re.search(r'replica_groups=\[(\d+),(\d+)\]<=\[([\d,]+)\](?:T\(([\d,]+)\))?',
+                          line)
+        if tiled:
+            return iota(ints(tiled.group(3)), ints(tiled.group(4))).reshape(
+                int(tiled.group(1)), int(tiled.group(2))).tolist()
+        listed = re.search(r'(?:source_target_pairs|replica_groups)=\{(\{[\d,{}]*\})\}', line)
+        assert listed, line
+        return [ints(g) for g in re.findall(r'\{([\d,]+)\}', listed.group(1))]
+
+    def crosses_rows(line, row=2):
+        """Whether an HLO collective spans devices of different data rows (mesh 4x1x2, device ids
+        in mesh order: row d holds devices 2d and 2d + 1)."""
+        if not re.search(r'(all-gather|all-reduce|collective-permute|all-to-all|reduce-scatter)'
+                         r'(-start)?\(', line):
+            return False
+        return any(len({i // row for i in g}) > 1 for g in device_groups(line))
+
     def engine(mode, params, mesh=None):
       config = config_for(mode, mesh and tuple(mesh.shape.values()))
       return Engine(config, mode, params=params, control_ids=IDS, tokenizer=FakeTokenizer(),
@@ -59,7 +99,7 @@ SCRIPT = textwrap.dedent('''
     requests = [Request(token_ids=p, max_new_tokens=12) for p in PROMPTS]
 
     forks = 0
-    for mode in ('ar', 'apar', 'lookup', 'apar_medusa'):
+    for mode in ('ar', 'apar', 'lookup', 'apar_medusa', 'hidden_transfer'):
       one = engine(mode, params)
       expected = one.generate(requests)
       one_stats = one.last_stats
@@ -85,6 +125,15 @@ SCRIPT = textwrap.dedent('''
       assert {s.data.shape[0] for s in tokens.addressable_shards} == {1}
       assert len({s.index[0].start for s in kv.addressable_shards}) == 4
       assert kv.sharding.spec[3] == 'tensor'  # two KV heads over the two tensor devices of a row
+      # Shards share nothing inside a chunk: every collective stays within a mesh row (tensor)
+      # except the loop condition's "any branch left in any shard", one bool over data.
+      device_params = (sharded if many.speculative is None else
+                       (sharded, many.speculative.params))
+      hlo = many.fns.run_chunk.lower(device_params, many._state,
+                                     jnp.zeros((4, many.caps.max_slots), bool),
+                                     jnp.int32(4)).compile().as_text()
+      across = [line.split(' = ')[1][:40] for line in hlo.splitlines() if crosses_rows(line)]
+      assert len(across) == 1 and across[0].startswith('pred[] all-reduce'), (mode, across)
       print(mode, 'steps', one_stats['steps'], '->', stats['steps'])
     assert forks > 0
 
