@@ -38,7 +38,8 @@ def decode_apar(config, lists, mode: str, max_new_tokens: int) -> list[dict]:
   config.engine.update(max_slots=SLOTS.value, max_requests=CONCURRENT.value)
   runtime = load_runtime(config)
   return generate_records(runtime, mode, [a.prompt for a in lists],
-                          [list(a.prompt_ids) for a in lists], max_new_tokens=max_new_tokens)
+                          [list(a.prompt_ids) for a in lists], max_new_tokens=max_new_tokens,
+                          progress=True)
 
 
 def plain_losses(config, plain) -> tuple[float, float]:

@@ -59,7 +59,8 @@ def generate_on_engine(runtime: Runtime, mode: str, prompts: list[str], max_new:
       sys.stdout.flush()
   records = generate_records(runtime, mode, prompts, ids, max_new_tokens=max_new,
                              temperature=sampling.temperature, top_k=sampling.top_k,
-                             top_p=sampling.top_p, seed=sampling.seed, on_tokens=on_tokens)
+                             top_p=sampling.top_p, seed=sampling.seed, on_tokens=on_tokens,
+                             progress=not stream and len(prompts) > 1)
   if stream:
     sys.stdout.write('\n')
   for r in records:

@@ -10,10 +10,13 @@ Modes: ar, apar, lookup, medusa, hidden_transfer, apar_lookup, apar_medusa, apar
 the tokens each branch gained (branches of one APAR answer arrive interleaved, in device order).
 """
 
+import sys
 from typing import Any, Callable, Optional, Sequence
 
 import ml_collections
+from tqdm import tqdm
 
+from apar_jax import distributed
 from apar_jax.engine.engine import Engine, engine_section
 from apar_jax.engine.requests import DoneEvent, Request, TokensEvent
 from apar_jax.engine.spec_config import resolve_speculative, split_mode
@@ -50,10 +53,11 @@ def generate_records(runtime: Any, mode: str, prompts: Sequence[str],
                      prompt_ids: Sequence[Sequence[int]], *, max_new_tokens: int,
                      temperature: float = 0.0, top_k: int = 0, top_p: float = 1.0, seed: int = 0,
                      on_tokens: Optional[Callable[..., None]] = None,
-                     warmup: bool = True) -> list[dict[str, Any]]:
+                     warmup: bool = True, progress: bool = False) -> list[dict[str, Any]]:
   """Decodes every prompt on the engine (continuous batching); one record per prompt, input order.
 
   With `warmup`, the engine compiles on a throwaway request first, so `wall_time_s` is decoding time.
+  With `progress`, a bar of finished requests goes to stderr (process 0 of a multi-process job).
   """
   speculative = resolve_speculative(runtime.config, mode, runtime.params)
   slack = speculative.spec.slack if speculative else 0
@@ -67,9 +71,13 @@ def generate_records(runtime: Any, mode: str, prompts: Sequence[str],
                       temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
               for p, ids in zip(prompts, prompt_ids)]
   records: list[Optional[dict[str, Any]]] = [None] * len(requests)
-  for event in engine.stream(requests, stream_tokens=on_tokens is not None):
-    if isinstance(event, TokensEvent):
-      on_tokens(event.index, event.branch_id, event.parent, event.fork_point, event.new_tokens)
-    elif isinstance(event, DoneEvent):
-      records[event.index] = event.result.to_record()
+  bar = tqdm(total=len(requests), desc=mode, unit='request', file=sys.stderr,
+             disable=not (progress and distributed.is_main_process()))
+  with bar:
+    for event in engine.stream(requests, stream_tokens=on_tokens is not None):
+      if isinstance(event, TokensEvent):
+        on_tokens(event.index, event.branch_id, event.parent, event.fork_point, event.new_tokens)
+      elif isinstance(event, DoneEvent):
+        records[event.index] = event.result.to_record()
+        bar.update(1)
   return records  # type: ignore[return-value]
