@@ -186,6 +186,15 @@ def sync_processes(name: str) -> None:
     multihost_utils.sync_global_devices(name)
 
 
+def agree_with_main(values: np.ndarray) -> np.ndarray:
+  """Process 0's `values` on every process (a host array of the same shape and dtype on each): for
+  decisions read from files only process 0 may see, e.g. what a resumed job has left to do."""
+  if jax.process_count() == 1:
+    return values
+  from jax.experimental import multihost_utils
+  return np.asarray(multihost_utils.broadcast_one_to_all(values))
+
+
 def remove_directory(path: str) -> None:
   """Removes the directory `path` if it exists: process 0 deletes, every process waits for it.
 

@@ -11,17 +11,13 @@ appended to a JSONL cache as it arrives; a re-run reads the cache and answers on
 import dataclasses
 import json
 import os
-import sys
 from typing import Sequence
 
 import ml_collections
-from tqdm import tqdm
 
 from apar_jax.apar_data.prompt_generator import Prompt, generate_prompts
 from apar_jax.apar_data.sharegpt import trim_to_last_block
 from apar_jax.apar_data.structure import extract_tree
-from apar_jax.runtime import load_tokenizer_from_config
-from apar_jax.tokenization import encode_chat
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,38 +85,26 @@ def base_answers(config: ml_collections.ConfigDict, cache_path: str, *, num_list
                  num_plain: int, max_candidates: int = 400) -> tuple[list[HeldoutAnswer],
                                                                       list[HeldoutAnswer]]:
   """The held-out list and plain answers of the base model (answering only what the cache lacks)."""
-  from apar_jax.commands.distill import make_answerer
-  dc = config.distill
+  from apar_jax.commands.base_answers import answer_batches, base_runtime
   prompts = heldout_prompts(config, max_candidates)
   cached = read_cache(cache_path)
   done = [cached[p.id] for p in prompts if p.id in cached]
   todo = [p for p in prompts if p.id not in cached and p.kind in ('list', 'plain')]
   if _enough(done, num_list, num_plain):
     return select(done, num_list, num_plain)
-  tok = load_tokenizer_from_config(config)
-  encoded = {p.id: encode_chat(tok, [{'role': 'user', 'content': p.text}],
-                               config.tokenizer.chat_template,
-                               system_prompt=config.tokenizer.system_prompt) for p in todo}
-  answer, tok, _ = make_answerer(config, dc, max(map(len, encoded.values())))
-  stops = set(tok.stop_ids)
   os.makedirs(os.path.dirname(os.path.abspath(cache_path)), exist_ok=True)
-  bar = tqdm(desc='base answers', unit='answer', file=sys.stderr, dynamic_ncols=True)
   with open(cache_path, 'a', encoding='utf-8') as f:
-    for start in range(0, len(todo), int(dc.batch_size)):
-      if _enough(done, num_list, num_plain):
-        break
-      batch = todo[start:start + int(dc.batch_size)]
-      ids = [encoded[p.id] for p in batch]
-      for p, prompt_ids, out in zip(batch, ids, answer(ids)):
-        finished = bool(out) and out[-1] in stops
-        text = tok.decode(out[:-1] if finished else out)
-        item = HeldoutAnswer(p.id, p.kind, p.text, tuple(prompt_ids), tuple(out), text, finished,
-                             answer_tree_kind(text, finished))
+    for batch in answer_batches(base_runtime(config), config, config.distill, todo,
+                                desc='base answers'):
+      for a in batch:
+        item = HeldoutAnswer(a.prompt.id, a.prompt.kind, a.prompt.text, tuple(a.prompt_ids),
+                             tuple(a.answer_ids), a.text, a.finished,
+                             answer_tree_kind(a.text, a.finished))
         f.write(json.dumps(dataclasses.asdict(item), ensure_ascii=False) + '\n')
         done.append(item)
       f.flush()
-      bar.update(len(batch))
-  bar.close()
+      if _enough(done, num_list, num_plain):
+        break
   lists, plain = select(done, num_list, num_plain)
   if len(lists) < num_list or len(plain) < num_plain:
     raise RuntimeError(f'only {len(lists)} list and {len(plain)} plain answers among the first '
