@@ -15,7 +15,6 @@ the best of `--repeats` is kept, so load from other processes hits them alike.
 
 import functools
 import sys
-import time
 from typing import Any, Callable
 
 import jax
@@ -26,6 +25,7 @@ from ml_collections import config_flags
 
 from apar_jax.engine.engine import Engine, engine_section
 from apar_jax.engine.requests import Request
+from apar_jax.engine.timing import best_interleaved, load_with_prompts
 from apar_jax.model import DenseCache, DenseCacheSpec, Transformer
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file (get_config()).',
@@ -79,18 +79,6 @@ def bare_loop(model: Transformer, params: Any, prompt: list[int], new_tokens: in
   return run
 
 
-def best_interleaved(fns: dict[str, Callable[[], Any]], repeats: int) -> dict[str, float]:
-  """Best wall time of each function, running them in turn `repeats` times (a shared, noisy machine
-  slows all of them alike within one round)."""
-  best = {name: float('inf') for name in fns}
-  for _ in range(repeats):
-    for name, fn in fns.items():
-      t0 = time.perf_counter()
-      fn()
-      best[name] = min(best[name], time.perf_counter() - t0)
-  return best
-
-
 def _engine(config: ml_collections.ConfigDict, mode: str, params: Any, tokenizer: Any,
             **caps) -> Engine:
   config = ml_collections.ConfigDict(config.to_dict())
@@ -102,15 +90,9 @@ def _engine(config: ml_collections.ConfigDict, mode: str, params: Any, tokenizer
 
 def main(argv: list[str]) -> None:
   del argv
-  from apar_jax.runtime import load_runtime
-  from apar_jax.tokenization import encode_chat
   config = _CONFIG.value
-  if config is None:
-    raise app.UsageError('pass --config=configs/<name>.py')
-  runtime = load_runtime(config)
+  runtime, ids = load_with_prompts(config, PROMPTS)
   tok = runtime.tokenizer
-  ids = [encode_chat(tok, [{'role': 'user', 'content': p}], config.tokenizer.chat_template)
-         for p in PROMPTS]
   new = _NEW.value
   page = 16
   pages_per_slot = -(-(max(map(len, ids)) + max(new, _CONCURRENT_NEW.value)) // page)

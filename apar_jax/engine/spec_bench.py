@@ -12,7 +12,7 @@ run with untrained params (zero Medusa heads / identity Hidden Transfer maps) an
 
 import sys
 import time
-from typing import Any, Callable
+from typing import Any
 
 import jax
 import ml_collections
@@ -23,6 +23,7 @@ from apar_jax.engine.cli_api import fit_engine_config
 from apar_jax.engine.engine import Engine
 from apar_jax.engine.requests import Request
 from apar_jax.engine.spec_config import resolve_speculative, speculative_section, split_mode
+from apar_jax.engine.timing import best_interleaved, load_with_prompts
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file (get_config()).',
                                           lock_config=False)
@@ -35,18 +36,6 @@ PROMPTS = [
     'List three benefits of regular exercise.',
     'Explain what a binary search does, then write it in Python.',
 ]
-
-
-def best_interleaved(fns: dict[str, Callable[[], Any]], repeats: int) -> dict[str, float]:
-  """Best wall time of each function, run in turn `repeats` times (as in `engine.bench`, which
-  cannot be imported here: it defines the same absl flags)."""
-  best = {name: float('inf') for name in fns}
-  for _ in range(repeats):
-    for name, fn in fns.items():
-      t0 = time.perf_counter()
-      fn()
-      best[name] = min(best[name], time.perf_counter() - t0)
-  return best
 
 
 def _log(msg: str) -> None:
@@ -75,15 +64,9 @@ def _setup(config: ml_collections.ConfigDict, mode: str, params: Any):
 
 def main(argv: list[str]) -> None:
   del argv
-  from apar_jax.runtime import load_runtime
-  from apar_jax.tokenization import encode_chat
   config = _CONFIG.value
-  if config is None:
-    raise app.UsageError('pass --config=configs/<name>.py')
-  runtime = load_runtime(config)
+  runtime, ids = load_with_prompts(config, PROMPTS)
   tok = runtime.tokenizer
-  ids = [encode_chat(tok, [{'role': 'user', 'content': p}], config.tokenizer.chat_template)
-         for p in PROMPTS]
   new = _NEW.value
   sec = speculative_section(config)
   _log(f'[spec_bench] {config.name}: {jax.default_backend()}, batch 1, {len(ids)} prompts x {new} '

@@ -18,24 +18,14 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import worker_init  # noqa: E402
 
 ARGS = worker_init.start()  # joins the job (worker role) before jax touches a backend
-sys.path.insert(0, os.path.join(ARGS.repo_root, 'tests', 'training'))
-
-import jax  # noqa: E402
 
 from apar_jax.training.trainer import train  # noqa: E402
-from training_fixtures import tiny_train_config, write_sharegpt  # noqa: E402
+from train_setup import train_config  # noqa: E402
 
 
 def main() -> None:
-  work = os.path.join(ARGS.out_dir, 'reference' if ARGS.role == 'reference' else 'job')
-  os.makedirs(work, exist_ok=True)
-  # Both workers write the same bytes; each reads its own copy (no race on a half-written file).
-  data = write_sharegpt(os.path.join(work, f'data_{ARGS.process_id}.jsonl'))
-  config = tiny_train_config(work, data, batch_size=4, total_steps=1, warmup_steps=0,
-                             method='full', export_dir=os.path.join(work, 'export'))
-  if ARGS.role == 'worker':
-    assert jax.process_count() == 2 and jax.device_count() == 8
-    config.mesh.update(data=2, fsdp=1, tensor=4)
+  work, config = train_config(ARGS, total_steps=1, method='full')
+  config.train.export_dir = os.path.join(work, 'export')
   result = train(config, progress=False)
   mlp = result.state['trainable']['layers_0']['mlp']['up_proj']['kernel']
   facts = dict(steps=[result.start_step, result.end_step], exported=result.exported,

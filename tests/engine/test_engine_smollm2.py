@@ -7,7 +7,7 @@ from apar_jax.engine import Engine, Request
 from apar_jax.generate import DenseGenerator
 from apar_jax.runtime import load_runtime
 from apar_jax.tokenization import encode_chat
-from tiny_model import engine_defaults, load_config
+from smollm2_config import smollm2_engine_config
 
 pytestmark = pytest.mark.smollm2
 
@@ -23,11 +23,7 @@ NEW = 20
 
 @pytest.fixture(scope='module')
 def runtime():
-  config = load_config('smollm2_135m')
-  config.engine = engine_defaults.engine_config(
-      max_slots=4, num_pages=48, page_size=16, pages_per_slot=8, max_requests=4, max_new_tokens=NEW,
-      chunk_steps=8, prefill_chunk=32)
-  return load_runtime(config)
+  return load_runtime(smollm2_engine_config(NEW))
 
 
 @pytest.fixture(scope='module')
