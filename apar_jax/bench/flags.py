@@ -13,6 +13,9 @@ MODES = flags.DEFINE_list('modes', list(DEFAULT_MODES),
 REPEATS = flags.DEFINE_integer('repeats', 2, 'bench: timed repetitions, interleaved across modes.')
 MAX_PROMPTS = flags.DEFINE_integer('max_prompts', None, 'bench: only the first N prompts.')
 APAR_SLOTS = flags.DEFINE_integer('apar_slots', 8, 'bench: branch slots of APAR modes at batch 1.')
+APAR_MODEL = flags.DEFINE_bool(
+    'apar_model', True, 'bench: APAR modes decode the APAR fine-tune (config.weights.apar_adapter) '
+    'and are compared with AR on it (row ar_apar_model); --noapar_model: the base model.')
 PEERS = flags.DEFINE_bool('peers', True, 'bench: also run transformers generate and prompt lookup.')
 PEER_THREADS = flags.DEFINE_integer('peer_threads', 1,
                                     'bench: torch threads of the peers (0 = torch default).')

@@ -18,6 +18,7 @@ import jax
 from apar_jax.bench.engines import EngineContender, is_apar_mode
 from apar_jax.bench.latency import ContenderRun, run_latency
 from apar_jax.bench.metrics import summarize
+from apar_jax.bench.models import APAR_AR, BenchModels, load_models
 from apar_jax.bench.prompts import load_prompts
 from apar_jax.bench.roofline import bandwidth_sample, roofline
 from apar_jax.bench.settings import PEER_NAMES, BenchSettings
@@ -61,16 +62,22 @@ def run_bench(runtime: Any, settings: BenchSettings,
       'meta': _meta(runtime, command), 'settings': dataclasses.asdict(settings),
       'prompts': [{'prompt': p.prompt, 'kind': p.kind, 'prompt_tokens': len(i)}
                   for p, i in zip(prompts, ids)]}
+  models = load_models(runtime, settings)
+  report['models'] = models.describe()
   bandwidth = [bandwidth_sample(settings.bandwidth_bytes)] if settings.roofline else []
 
-  # Batch-1 latency: engine modes, then peers, all interleaved.
+  # Batch-1 latency: engine modes (AR on the APAR fine-tune right after AR), then peers, all
+  # interleaved.
   max_len = max(map(len, ids))
+  sizing = dict(max_prompt_len=max_len, max_new_tokens=settings.max_new_tokens, requests=1,
+                chunk_steps=settings.chunk_steps)
   contenders: list[Any] = []
   for mode in settings.engine_modes():
-    contenders.append(EngineContender(
-        runtime, mode, max_prompt_len=max_len, max_new_tokens=settings.max_new_tokens,
-        slots=settings.apar_slots if is_apar_mode(mode) else 1, requests=1,
-        chunk_steps=settings.chunk_steps))
+    contenders.append(EngineContender(models.for_mode(mode), mode,
+                                      slots=settings.apar_slots if is_apar_mode(mode) else 1,
+                                      **sizing))
+    if mode == 'ar' and models.apar is not None:
+      contenders.append(EngineContender(models.apar, 'ar', name=APAR_AR, slots=1, **sizing))
   skipped: dict[str, str] = {}
   if settings.peers:
     from apar_jax.bench.peers import hf_peers
@@ -82,29 +89,30 @@ def run_bench(runtime: Any, settings: BenchSettings,
   runs = run_latency(contenders, ids, settings.max_new_tokens, settings.repeats, settings.progress)
   runs += [_skipped(name, reason) for name, reason in skipped.items()]
   del contenders  # the transformers copy of the weights and the batch-1 KV pools
-  ar = next((r for r in runs if r.name == 'ar'), None)
-  modes = [summarize(r, ar, kinds, None) for r in runs]
+  by_name = {r.name: r for r in runs}
+  baselines = [by_name.get(models.baseline(r.name)) for r in runs]
+  modes = [summarize(r, base, kinds, None) for r, base in zip(runs, baselines)]
 
   report['serving'] = {}
   if settings.serving:
     from apar_jax.bench.serving import run_serving
-    report['serving'] = run_serving(runtime, settings.serving_modes, ids, settings)
+    report['serving'] = run_serving(models.for_mode, settings.serving_modes, ids, settings)
 
   report['timeline'] = None
   if settings.timeline:
-    report['timeline'] = _timeline(runtime, modes, ids, settings)
+    report['timeline'] = _timeline(models, modes, ids, settings)
   report['roofline'] = None
   if settings.roofline:
     bandwidth.append(bandwidth_sample(settings.bandwidth_bytes))
     report['roofline'] = roofline(runtime.params, bandwidth)
   roof_s = report['roofline']['step_ms'] / 1e3 if report['roofline'] else None
-  report['modes'] = [summarize(r, ar, kinds, roof_s) for r in runs]
+  report['modes'] = [summarize(r, base, kinds, roof_s) for r, base in zip(runs, baselines)]
   report['meta']['load_average_end'] = list(os.getloadavg())
   report['meta']['total_wall_s'] = time.perf_counter() - t_start
   return report
 
 
-def _timeline(runtime: Any, modes: list[dict[str, Any]], ids: list[list[int]],
+def _timeline(models: BenchModels, modes: list[dict[str, Any]], ids: list[list[int]],
               settings: BenchSettings) -> dict[str, Any]:
   """The branch timeline of the first APAR mode that ran (forky tiny model if it never forked)."""
   from apar_jax.bench.timeline import apar_timeline
@@ -112,7 +120,7 @@ def _timeline(runtime: Any, modes: list[dict[str, Any]], ids: list[list[int]],
   mode = apar['name'] if apar else 'apar'
   forks = [p['forks'] for p in apar['per_prompt']] if apar else None
   try:
-    timeline = apar_timeline(runtime, mode, ids, forks, settings.max_new_tokens,
+    timeline = apar_timeline(models.for_mode(mode), mode, ids, forks, settings.max_new_tokens,
                              settings.apar_slots)
     timeline['status'] = 'ok'
     return timeline

@@ -106,6 +106,11 @@ def markdown(report: dict[str, Any], plots: Optional[dict[str, str]] = None) -> 
          f'{meta["total_wall_s"] / 60:.1f} min in all.', '']
   if meta.get('command'):
     out += ['```', meta['command'], '```', '']
+  apar_adapter = (report.get('models') or {}).get('apar_adapter')
+  if apar_adapter:
+    out += [f'APAR modes decode the APAR fine-tune (adapter `{apar_adapter}`); their speed-up and '
+            'token agreement are against `ar_apar_model` (AR on that fine-tune). The other rows '
+            'decode the base model.', '']
   out += _table(_MAIN_COLUMNS, _main_rows(report['modes'])) + ['']
   header, rows = _kind_rows(report['modes'])
   if rows:

@@ -11,7 +11,7 @@ import statistics
 import sys
 import time
 import traceback
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -74,13 +74,14 @@ def _median_of(runs: list[dict[str, Any]], key: str) -> dict[str, Optional[float
               else None) for q in runs[0][key]}
 
 
-def run_serving(runtime: Any, modes: Sequence[str], prompt_ids: Sequence[Sequence[int]],
-                settings: Any) -> dict[str, dict[str, Any]]:
-  """One entry per serving mode (every key of SERVING_FIELDS); a failing mode fails alone."""
+def run_serving(runtime_for: Callable[[str], Any], modes: Sequence[str],
+                prompt_ids: Sequence[Sequence[int]], settings: Any) -> dict[str, dict[str, Any]]:
+  """One entry per serving mode (every key of SERVING_FIELDS); a failing mode fails alone.
+  `runtime_for(mode)`: the runtime (model) the mode decodes with (`models.BenchModels.for_mode`)."""
   sizing = dict(max_prompt_len=max(map(len, prompt_ids)), max_new_tokens=settings.max_new_tokens,
                 slots=settings.serving_slots, requests=settings.serving_slots,
                 num_pages=settings.serving_page_budget, chunk_steps=settings.serving_chunk_steps)
-  config = sized_config(runtime.config, **sizing)
+  config = sized_config(runtime_for('ar').config, **sizing)
   arrivals = poisson_arrivals(settings.serving_requests, settings.serving_rate, settings.seed)
   requests = [Request(token_ids=list(prompt_ids[i % len(prompt_ids)]),
                       max_new_tokens=settings.max_new_tokens, arrival_s=a)
@@ -94,7 +95,7 @@ def run_serving(runtime: Any, modes: Sequence[str], prompt_ids: Sequence[Sequenc
     entries[mode] = entry
     try:
       t0 = time.perf_counter()
-      engines[mode], mode_config = build_engine(runtime, mode, config, **sizing)
+      engines[mode], mode_config = build_engine(runtime_for(mode), mode, config, **sizing)
       entry['capacities'] = capacities(mode_config)
       engines[mode].warmup()
       engines[mode].warmup()

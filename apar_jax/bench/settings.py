@@ -17,6 +17,8 @@ class BenchSettings:
   max_new_tokens: int = 48
   repeats: int = 2  # timed repetitions after a warm-up, interleaved across modes
   apar_slots: int = 8  # branch slots of an APAR engine at batch 1 (AR uses 1)
+  apar_model: bool = True  # APAR modes decode the config's APAR fine-tune (weights.apar_adapter),
+  #                          compared with AR on that model (the `ar_apar_model` row)
   chunk_steps: Optional[int] = None  # decode steps per device call at batch 1 (None = config)
   peers: bool = True  # transformers generate and prompt-lookup assisted generation
   prompt_lookup_tokens: int = 10  # draft length of transformers' prompt lookup
