@@ -96,7 +96,7 @@ def run_bench(runtime: Any, settings: BenchSettings,
   report['serving'] = {}
   if settings.serving:
     from apar_jax.bench.serving import run_serving
-    report['serving'] = run_serving(models.for_mode, settings.serving_modes, ids, settings)
+    report['serving'] = run_serving(models, settings.serving_modes, ids, settings)
 
   report['timeline'] = None
   if settings.timeline:

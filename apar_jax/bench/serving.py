@@ -11,12 +11,13 @@ import statistics
 import sys
 import time
 import traceback
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from apar_jax.bench.engines import build_engine, capacities, sized_config
+from apar_jax.bench.engines import build_engine, capacities, is_apar_mode, sized_config
+from apar_jax.bench.models import APAR_AR, BenchModels
 from apar_jax.bench.stats import percentile, ratio, spread
 from apar_jax.engine.requests import ChunkEvent, DoneEvent, Request, TokensEvent
 
@@ -74,31 +75,36 @@ def _median_of(runs: list[dict[str, Any]], key: str) -> dict[str, Optional[float
               else None) for q in runs[0][key]}
 
 
-def run_serving(runtime_for: Callable[[str], Any], modes: Sequence[str],
-                prompt_ids: Sequence[Sequence[int]], settings: Any) -> dict[str, dict[str, Any]]:
+def run_serving(models: BenchModels, modes: Sequence[str], prompt_ids: Sequence[Sequence[int]],
+                settings: Any) -> dict[str, dict[str, Any]]:
   """One entry per serving mode (every key of SERVING_FIELDS); a failing mode fails alone.
-  `runtime_for(mode)`: the runtime (model) the mode decodes with (`models.BenchModels.for_mode`)."""
+
+  `models` says which model each mode decodes; with an APAR fine-tune, `ar_apar_model` (AR on it)
+  runs after `ar` and is the baseline of the APAR modes."""
   sizing = dict(max_prompt_len=max(map(len, prompt_ids)), max_new_tokens=settings.max_new_tokens,
                 slots=settings.serving_slots, requests=settings.serving_slots,
                 num_pages=settings.serving_page_budget, chunk_steps=settings.serving_chunk_steps)
-  config = sized_config(runtime_for('ar').config, **sizing)
+  config = sized_config(models.base.config, **sizing)
   arrivals = poisson_arrivals(settings.serving_requests, settings.serving_rate, settings.seed)
   requests = [Request(token_ids=list(prompt_ids[i % len(prompt_ids)]),
                       max_new_tokens=settings.max_new_tokens, arrival_s=a)
               for i, a in enumerate(arrivals)]
+  rows = [(mode, mode, models.for_mode(mode)) for mode in modes]  # (name, engine mode, runtime)
+  if models.apar is not None and 'ar' in modes and any(is_apar_mode(m) for m in modes):
+    rows.insert(list(modes).index('ar') + 1, (APAR_AR, 'ar', models.apar))
   entries: dict[str, dict[str, Any]] = {}
   engines: dict[str, Any] = {}
-  for mode in modes:
+  for name, mode, runtime in rows:
     entry = {k: None for k in SERVING_FIELDS}
-    entry.update(mode=mode, status='ok', capacities=capacities(config),
+    entry.update(mode=name, status='ok', capacities=capacities(config),
                  requests=len(requests), page_budget=settings.serving_page_budget)
-    entries[mode] = entry
+    entries[name] = entry
     try:
       t0 = time.perf_counter()
-      engines[mode], mode_config = build_engine(runtime_for(mode), mode, config, **sizing)
+      engines[name], mode_config = build_engine(runtime, mode, config, **sizing)
       entry['capacities'] = capacities(mode_config)
-      engines[mode].warmup()
-      engines[mode].warmup()
+      engines[name].warmup()
+      engines[name].warmup()
       entry['compile_s'] = time.perf_counter() - t0
     except Exception as e:
       _fail(entry, e, 'setup')
@@ -117,10 +123,11 @@ def run_serving(runtime_for: Callable[[str], Any], modes: Sequence[str],
       except Exception as e:
         _fail(entries[mode], e, f'load {rep}')
   bar.close()
-  base = runs.get('ar') if entries.get('ar', {}).get('status') == 'ok' else None
   for mode, mode_runs in runs.items():
     if entries[mode]['status'] != 'ok' or not mode_runs:
       continue
+    baseline = models.baseline(mode)
+    base = runs.get(baseline) if entries.get(baseline, {}).get('status') == 'ok' else None
     entry = entries[mode]
     first = mode_runs[0]
     entry.update({k: first[k] for k in ('completed', 'generated_tokens', 'decode_steps', 'forks',
