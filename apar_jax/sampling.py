@@ -4,7 +4,7 @@ All settings are arrays (one value per row), so one compiled function serves mix
 temperature 0 is greedy. Filtering happens on fp32 logits; banned ids get -inf before anything else.
 """
 
-from typing import Sequence
+from typing import Optional, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -36,8 +36,12 @@ def filter_top_k_top_p(logits: jax.Array, top_k: jax.Array, top_p: jax.Array) ->
 
 
 def sample_logits(logits: jax.Array, keys: jax.Array, temperature: jax.Array, top_k: jax.Array,
-                  top_p: jax.Array) -> jax.Array:
-  """Picks one token per row. logits [B, V]; keys [B] PRNG keys; settings [B] -> tokens [B] int32."""
+                  top_p: jax.Array, any_sampled: Optional[jax.Array] = None) -> jax.Array:
+  """Picks one token per row. logits [B, V]; keys [B] PRNG keys; settings [B] -> tokens [B] int32.
+
+  `any_sampled` ([] bool, optional) replaces `any(temperature > 0)` as the test for the sampling
+  branch; it must be True whenever a row samples (the engine's data shards share one, `step_hints`).
+  """
   greedy = jnp.argmax(logits, axis=-1).astype(jnp.int32)
 
   def sampled():
@@ -46,4 +50,5 @@ def sample_logits(logits: jax.Array, keys: jax.Array, temperature: jax.Array, to
     draws = jax.vmap(lambda k, l: jax.random.categorical(k, l))(keys, filtered)
     return jnp.where(temperature > 0, draws.astype(jnp.int32), greedy)
 
-  return jax.lax.cond(jnp.any(temperature > 0), sampled, lambda: greedy)
+  sampling = jnp.any(temperature > 0) if any_sampled is None else any_sampled
+  return jax.lax.cond(sampling, sampled, lambda: greedy)

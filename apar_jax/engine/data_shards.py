@@ -11,8 +11,9 @@ program is the single-engine one). With D > 1 it is a `vmap` whose shard axis XL
 `data` (`spmd_axis_name`). Not a per-shard `shard_map`: every device must run the same control flow
 (the partitioner's collectives within a row rendezvous with all devices on CPU), so the decode loop
 runs while any shard has an unfinished branch, idle shards take empty steps, and a `lax.cond` inside a
-step computes both branches. Nothing else crosses shards inside a chunk; the host summary is gathered
-once per chunk (`replicated_fn`).
+step whose predicate differs per shard computes both branches; the ones known at the step's start
+(greedy or sampled) take one predicate for all shards (`step_hints`) and stay real branches. Nothing
+else crosses shards inside a chunk; the host summary is gathered once per chunk (`replicated_fn`).
 """
 
 from typing import Any, Callable, Optional

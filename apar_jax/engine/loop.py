@@ -21,43 +21,49 @@ from apar_jax.engine.spec_config import SpecConfig
 from apar_jax.engine.spec_step import SpecStepConfig, spec_step
 from apar_jax.engine.state import DONE, FREE, Capacities, EngineState, is_active, reset_state
 from apar_jax.engine.step import StepConfig, decode_step
+from apar_jax.engine.step_hints import StepHints, loop_flags
 from apar_jax.engine.token_choice import ControlIds
 from apar_jax.model import build_model
 
 
-def step_fn(cfg: StepConfig | SpecStepConfig) -> Callable[[Any, EngineState], EngineState]:
+def step_fn(cfg: StepConfig | SpecStepConfig
+            ) -> Callable[[Any, EngineState, StepHints], EngineState]:
   """One shard's decode step (speculative modes: params = (base params, drafter params)). A shard
-  with no unfinished branch is left as it was (its step counter included)."""
-  def step(params: Any, state: EngineState) -> EngineState:
+  with no unfinished branch is left as it was (its step counter included). `hints`: shared by all
+  shards (`step_hints.loop_flags`)."""
+  def step(params: Any, state: EngineState, hints: StepHints) -> EngineState:
     if isinstance(cfg, SpecStepConfig):
-      new = spec_step(params[0], params[1], state, cfg)
+      new = spec_step(params[0], params[1], state, cfg, hints)
     else:
-      new = decode_step(params, state, cfg)
+      new = decode_step(params, state, cfg, hints)
     return new.replace(steps=jnp.where(jnp.any(is_active(state.slots.status)), new.steps,
                                        state.steps))
   return step
 
 
 def run_chunk(params: Any, state: EngineState, drained: jax.Array, num_steps: jax.Array,
-              step: Callable[[Any, EngineState], EngineState]) -> EngineState:
+              step: Callable[[Any, EngineState, StepHints], EngineState]) -> EngineState:
   """Frees the drained slots, then steps while any branch is unfinished, at most `num_steps` times.
 
   Works on one shard's state or on the stacked state `[D, ...]` (`step` lifted by
-  `data_shards.per_shard`): the loop's condition looks at every shard, so all devices loop alike.
+  `data_shards.per_shard`, the hints unbatched): the loop's condition and the step hints look at
+  every shard, so all devices loop and branch alike.
   drained [S] or [D, S] bool: DONE slots whose outputs the host has read (they become FREE).
   """
   status = jnp.where(drained & (state.slots.status == DONE), FREE, state.slots.status)
   state = state.replace(slots=state.slots.replace(status=status))
 
   def cond(carry):
-    st, i = carry
-    return (i < num_steps) & jnp.any(is_active(st.slots.status))
+    _, i, unfinished, _ = carry
+    return (i < num_steps) & unfinished
 
   def body(carry):
-    st, i = carry
-    return step(params, st), i + 1
+    st, i, _, hints = carry
+    st = step(params, st, hints)
+    return (st, i + 1, *loop_flags(st))
 
-  state, _ = jax.lax.while_loop(cond, body, (state, jnp.zeros((), jnp.int32)))
+  state, *_ = jax.lax.while_loop(cond, body,
+                                 (state, jnp.zeros((), jnp.int32), *loop_flags(state)))
   return state
 
 
@@ -136,8 +142,8 @@ def compiled_functions(model_cfg: ml_collections.FrozenConfigDict, caps: Capacit
   lift = lambda fn, *stacked: data_shards.per_shard(fn, shards, stacked)  # noqa: E731
   if shards == 1:  # the loop inside the lift: one shard's program, as without shards
     run = lift(functools.partial(run_chunk, step=step_fn(step_cfg)), False, True, True, False)
-  else:  # the loop outside: one trip count for every shard
-    run = functools.partial(run_chunk, step=lift(step_fn(step_cfg), False, True))
+  else:  # the loop outside: one trip count and one set of step hints for every shard
+    run = functools.partial(run_chunk, step=lift(step_fn(step_cfg), False, True, False))
   empty = lambda: data_shards.empty_state(caps, model_cfg, spec, shards)  # noqa: E731
   placed = data_shards.state_shardings(jax.eval_shape(empty), mesh, shards)
   jit = lambda fn, donate: jax.jit(fn, donate_argnums=donate, out_shardings=placed)  # noqa: E731

@@ -13,7 +13,7 @@ whole window are allocated before the forward and reserved in advance (`caps.sla
 """
 
 import dataclasses
-from typing import Any
+from typing import Any, Optional
 
 import jax
 import jax.numpy as jnp
@@ -22,6 +22,7 @@ from apar_jax.engine import fork, page_allocator, spec_state
 from apar_jax.engine.spec_config import SpecConfig
 from apar_jax.engine.state import DONE, LIVE, EngineState, PagePool, Slots, pages_for
 from apar_jax.engine.step import StepConfig, record_stats, stamp_steps
+from apar_jax.engine.step_hints import StepHints, refine_if
 from apar_jax.engine.token_choice import ban_column, choose, step_keys
 from apar_jax.model import PagedSpec
 from apar_jax.speculative import hidden_transfer, medusa
@@ -87,8 +88,9 @@ def ban_nodes(logits: jax.Array, cand: jax.Array, state: EngineState,
 
 
 def accept(cand: jax.Array, logits: jax.Array, state: EngineState, live: jax.Array,
-           cfg: SpecStepConfig) -> Acceptance:
-  """Greedy when every live row is greedy, else rejection sampling (typical if configured)."""
+           cfg: SpecStepConfig, hints: Optional[StepHints] = None) -> Acceptance:
+  """Greedy when every live row is greedy (of every shard, with `hints`), else rejection sampling
+  (typical if configured), which gives greedy rows the greedy result."""
   base, tree = cfg.base, cfg.spec.tree
   stops = tuple(base.ids.stop) + ((base.ids.fork,) if base.apar else ())
   slots, req = state.slots, state.requests
@@ -97,7 +99,8 @@ def accept(cand: jax.Array, logits: jax.Array, state: EngineState, live: jax.Arr
   temp, top_k, top_p = req.temperature[r], req.top_k[r], req.top_p[r]
   if cfg.spec.acceptance == 'typical':  # LOSSY; finite bans keep its entropy term NaN-free
     return typical_accept(cand, jnp.maximum(logits, -1e30), tree, keys, temp, stops)
-  return jax.lax.cond(jnp.all((temp <= 0) | ~live),
+  all_greedy = jnp.all((temp <= 0) | ~live) if hints is None else ~hints.any_sampled
+  return jax.lax.cond(all_greedy,
                       lambda: greedy_accept(cand, logits, tree, stops),
                       lambda: rejection_accept(cand, logits, tree, keys, temp, top_k, top_p, stops))
 
@@ -108,7 +111,8 @@ def _at(x: jax.Array, idx: jax.Array) -> jax.Array:
 
 
 def fork_phase(state: EngineState, acc: Acceptance, logits: jax.Array, live: jax.Array,
-               cfg: SpecStepConfig) -> tuple[EngineState, Acceptance, jax.Array]:
+               cfg: SpecStepConfig, hints: Optional[StepHints] = None,
+               ) -> tuple[EngineState, Acceptance, jax.Array]:
   """Grants forks to slots whose step ends in `[Fork]`; refused ones re-choose with it banned.
 
   The fork machinery sees each slot as it will be just before its last token (length and num_out
@@ -124,10 +128,11 @@ def fork_phase(state: EngineState, acc: Acceptance, logits: jax.Array, live: jax
   granted = fork.grant(state.pool, view, requests, want, caps)
   refused = want & ~granted
   node_logits = _at(logits, _at(acc.nodes, n - 1))  # [S, V] after the last committed node
-  tok = jax.lax.cond(jnp.any(refused),
-                     lambda: jnp.where(refused, choose(ban_column(node_logits, ids.fork, refused),
-                                                       view, requests), acc.next_token),
-                     lambda: acc.next_token)
+  sampled = None if hints is None else hints.any_sampled
+  tok = refine_if(jnp.any(refused),
+                  lambda: jnp.where(refused, choose(ban_column(node_logits, ids.fork, refused),
+                                                    view, requests, sampled), acc.next_token),
+                  lambda: acc.next_token, hints)
   rows = jnp.arange(n.shape[0])
   acc = acc.replace(next_token=tok, tokens=acc.tokens.at[rows, n - 1].set(tok))
   claimed, requests = fork.claim(view, requests, granted, caps, ids)
@@ -182,8 +187,9 @@ def next_draft(params: Any, dparams: Any, ss: spec_state.SpecSlots, acc: Accepta
   return jnp.where(live[:, None, None], draft, ss.draft)
 
 
-def spec_step(params: Any, dparams: Any, state: EngineState, cfg: SpecStepConfig) -> EngineState:
-  """One verification step of every LIVE slot."""
+def spec_step(params: Any, dparams: Any, state: EngineState, cfg: SpecStepConfig,
+              hints: Optional[StepHints] = None) -> EngineState:
+  """One verification step of every LIVE slot (`hints`: shared by all data shards)."""
   base, spec = cfg.base, cfg.spec
   caps = base.caps
   if base.apar:
@@ -198,10 +204,10 @@ def spec_step(params: Any, dparams: Any, state: EngineState, cfg: SpecStepConfig
   if base.apar:
     state = fork.spawn(state, caps)
   logits = ban_nodes(logits, cand, state, cfg)
-  acc = accept(cand, logits, state, live, cfg)
+  acc = accept(cand, logits, state, live, cfg, hints)
   new_child = jnp.zeros_like(live)
   if base.apar:
-    state, acc, new_child = fork_phase(state, acc, logits, live, cfg)
+    state, acc, new_child = fork_phase(state, acc, logits, live, cfg, hints)
   slots = state.slots
   state = state.replace(caches=tuple(compact_paged(c, slots.page_table, slots.length, acc.nodes,
                                                    acc.num_nodes, live) for c in state.caches))

@@ -7,13 +7,14 @@ Other slots write nothing. AR and APAR differ only in the token bans and the for
 """
 
 import dataclasses
-from typing import Any
+from typing import Any, Optional
 
 import jax
 import jax.numpy as jnp
 
 from apar_jax.engine import fork, page_allocator
 from apar_jax.engine.state import DONE, LIVE, Capacities, EngineState, Requests, Slots
+from apar_jax.engine.step_hints import StepHints, refine_if
 from apar_jax.engine.token_choice import ControlIds, ban_column, choose
 from apar_jax.model import PagedSpec, Transformer
 
@@ -37,24 +38,25 @@ def forward(params: Any, state: EngineState, live: jax.Array, cfg: StepConfig):
   return out.logits[:, 0], out.caches
 
 
-def choose_tokens(state: EngineState, logits: jax.Array, live: jax.Array,
-                  cfg: StepConfig) -> tuple[EngineState, jax.Array]:
+def choose_tokens(state: EngineState, logits: jax.Array, live: jax.Array, cfg: StepConfig,
+                  hints: Optional[StepHints] = None) -> tuple[EngineState, jax.Array]:
   """[S] next tokens with the mode's bans; in APAR mode also grants and claims forks."""
   ids, caps = cfg.ids, cfg.caps
   slots, requests = state.slots, state.requests
+  sampled = None if hints is None else hints.any_sampled
   all_rows = jnp.ones_like(live)
   logits = ban_column(logits, ids.child, all_rows)  # [Child] is forced, never chosen
   if not cfg.apar:
-    return state, choose(ban_column(logits, ids.fork, all_rows), slots, requests)
+    return state, choose(ban_column(logits, ids.fork, all_rows), slots, requests, sampled)
   logits = ban_column(logits, ids.fork, fork.rule_ban(slots, requests, caps, ids))
-  tok = choose(logits, slots, requests)
+  tok = choose(logits, slots, requests, sampled)
   want = live & (tok == ids.fork)
   granted = fork.grant(state.pool, slots, requests, want, caps)
   refused = want & ~granted
-  tok = jax.lax.cond(jnp.any(refused),
-                     lambda: jnp.where(refused, choose(ban_column(logits, ids.fork, refused), slots,
-                                                       requests), tok),
-                     lambda: tok)
+  tok = refine_if(jnp.any(refused),
+                  lambda: jnp.where(refused, choose(ban_column(logits, ids.fork, refused), slots,
+                                                    requests, sampled), tok),
+                  lambda: tok, hints)
   slots, requests = fork.claim(slots, requests, granted, caps, ids)
   n_refused = jax.ops.segment_sum(refused.astype(jnp.int32), slots.request,
                                   num_segments=caps.max_requests)
@@ -111,8 +113,9 @@ def record_stats(state: EngineState, live: jax.Array, cfg: StepConfig) -> Engine
       state.peak_pages, page_allocator.pages_in_use(pool)))
 
 
-def decode_step(params: Any, state: EngineState, cfg: StepConfig) -> EngineState:
-  """One step of every LIVE slot."""
+def decode_step(params: Any, state: EngineState, cfg: StepConfig,
+                hints: Optional[StepHints] = None) -> EngineState:
+  """One step of every LIVE slot (`hints`: shared by all data shards, see `step_hints`)."""
   if cfg.apar:
     state = fork.copy_on_write(state, cfg.caps)
   live = state.slots.status == LIVE  # [S] slots that decode now (children spawned below wait)
@@ -123,6 +126,6 @@ def decode_step(params: Any, state: EngineState, cfg: StepConfig) -> EngineState
   state = state.replace(caches=caches)
   if cfg.apar:
     state = fork.spawn(state, cfg.caps)
-  state, tok = choose_tokens(state, logits, live, cfg)
+  state, tok = choose_tokens(state, logits, live, cfg, hints)
   state = record_stats(state, live, cfg)
   return emit(state, tok, live, cfg)

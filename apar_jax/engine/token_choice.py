@@ -7,6 +7,7 @@ fold_in(branch key, t).
 """
 
 import dataclasses
+from typing import Optional
 
 import jax
 import jax.numpy as jnp
@@ -52,8 +53,10 @@ def ban_column(logits: jax.Array, token: int, ban: jax.Array) -> jax.Array:
   return logits.at[:, token].set(jnp.where(ban, NEG_INF, logits[:, token]))
 
 
-def choose(logits: jax.Array, slots: Slots, requests: Requests) -> jax.Array:
-  """[S] int32 tokens sampled with each slot's request settings (temperature 0 = greedy)."""
+def choose(logits: jax.Array, slots: Slots, requests: Requests,
+           any_sampled: Optional[jax.Array] = None) -> jax.Array:
+  """[S] int32 tokens sampled with each slot's request settings (temperature 0 = greedy);
+  `any_sampled`: see `sample_logits`."""
   r = slots.request
   return sample_logits(logits, step_keys(slots), requests.temperature[r], requests.top_k[r],
-                       requests.top_p[r])
+                       requests.top_p[r], any_sampled)

@@ -2,7 +2,8 @@
 heads over tensor): each shard holds its own slots and KV pool on its own devices, requests spread
 over the shards and decode side by side (four times one shard's slots), and the tokens are those of
 one device, for AR, APAR with forks and the speculative modes (prompt lookup, APAR + Medusa, Hidden
-Transfer); inside a chunk only the loop condition crosses shards. With one shard on a
+Transfer), a sampled request among greedy ones included; inside a chunk only the loop flags cross
+shards, and the greedy-or-sampled choice stays a real branch. With one shard on a
 tensor-parallel mesh the KV pools' heads are split over tensor.
 
 Runs in a subprocess: the fake device count must be set before jax is imported.
@@ -75,6 +76,29 @@ SCRIPT = textwrap.dedent(r'''
         assert listed, line
         return [ints(g) for g in re.findall(r'\{([\d,]+)\}', listed.group(1))]
 
+    def sorts_outside_conditionals(hlo):
+        """Sort ops in computations no conditional branch reaches (through calls and fusions)."""
+        bodies, name = {}, None
+        for line in hlo.splitlines():
+          head = re.match(r'^(?:ENTRY )?%?([\w.\-]+) .*\{$', line)
+          if head and not line.startswith(' '):
+            name = head.group(1)
+            bodies[name] = []
+          elif name is not None:
+            bodies[name].append(line)
+        called = lambda lines: set(re.findall(r'%([\w.\-]+)', ' '.join(  # noqa: E731
+            m for l in lines for m in re.findall(r'(?:calls|to_apply|branch_computations|'
+                                                  r'true_computation|false_computation)=(\{[^}]*\}|[^ ,]+)', l))))
+        reached = set()
+        todo = [c for lines in bodies.values() for l in lines if ' conditional(' in l
+                for c in called([l])]
+        while todo:
+          c = todo.pop()
+          if c not in reached and c in bodies:
+            reached.add(c)
+            todo.extend(called(bodies[c]))
+        return sum(' sort(' in l for c, lines in bodies.items() if c not in reached for l in lines)
+
     def crosses_rows(line, row=2):
         """Whether an HLO collective spans devices of different data rows (mesh 4x1x2, device ids
         in mesh order: row d holds devices 2d and 2d + 1)."""
@@ -97,6 +121,10 @@ SCRIPT = textwrap.dedent(r'''
       shardings = sharding.param_shardings(build_model(config.model), config, mesh, example)
     sharded = sharding.shard_params(params, shardings)
     requests = [Request(token_ids=p, max_new_tokens=12) for p in PROMPTS]
+    # One request samples: the shards decide together whether a step samples (step hints), and a
+    # greedy shard taking the sampling branch must still give its greedy tokens.
+    requests[3] = Request(token_ids=PROMPTS[3], max_new_tokens=12, temperature=0.9, top_p=0.9,
+                          seed=5)
 
     forks = 0
     for mode in ('ar', 'apar', 'lookup', 'apar_medusa', 'hidden_transfer'):
@@ -126,14 +154,21 @@ SCRIPT = textwrap.dedent(r'''
       assert len({s.index[0].start for s in kv.addressable_shards}) == 4
       assert kv.sharding.spec[3] == 'tensor'  # two KV heads over the two tensor devices of a row
       # Shards share nothing inside a chunk: every collective stays within a mesh row (tensor)
-      # except the loop condition's "any branch left in any shard", one bool over data.
+      # except the loop flags ("any branch left", "any branch samples" over every shard): one
+      # all-reduce of two bools over data, at the start and after each step.
       device_params = (sharded if many.speculative is None else
                        (sharded, many.speculative.params))
       hlo = many.fns.run_chunk.lower(device_params, many._state,
                                      jnp.zeros((4, many.caps.max_slots), bool),
                                      jnp.int32(4)).compile().as_text()
       across = [line.split(' = ')[1][:40] for line in hlo.splitlines() if crosses_rows(line)]
-      assert len(across) == 1 and across[0].startswith('pred[] all-reduce'), (mode, across)
+      assert len(across) == 2 and all(a.startswith('pred[2]') and 'all-reduce' in a
+                                      for a in across), (mode, across)
+      # The greedy-or-sampled choice stays a real branch under the shard vmap (one predicate for
+      # all shards), so greedy steps skip the sampler's sort: a sort only inside a conditional.
+      assert 'conditional(' in hlo, mode
+      sorts_outside = sorts_outside_conditionals(hlo)
+      assert sorts_outside == 0, (mode, sorts_outside)
       print(mode, 'steps', one_stats['steps'], '->', stats['steps'])
     assert forks > 0
 
