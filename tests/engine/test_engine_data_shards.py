@@ -86,9 +86,12 @@ SCRIPT = textwrap.dedent(r'''
             bodies[name] = []
           elif name is not None:
             bodies[name].append(line)
-        called = lambda lines: set(re.findall(r'%([\w.\-]+)', ' '.join(  # noqa: E731
-            m for l in lines for m in re.findall(r'(?:calls|to_apply|branch_computations|'
-                                                  r'true_computation|false_computation)=(\{[^}]*\}|[^ ,]+)', l))))
+        callee = re.compile(r'(?:calls|to_apply|branch_computations|true_computation|'
+                            r'false_computation)=(\{[^}]*\}|[^ ,]+)')  # one name or {%a, %b}
+        def called(lines):
+          """Names of the computations these lines call."""
+          refs = ' '.join(m for l in lines for m in callee.findall(l))
+          return set(re.findall(r'%([\w.\-]+)', refs))
         reached = set()
         todo = [c for lines in bodies.values() for l in lines if ' conditional(' in l
                 for c in called([l])]

