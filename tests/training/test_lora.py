@@ -10,18 +10,24 @@ import numpy as np
 import pytest
 
 from apar_jax.model import CausalSpec, build_model
+from apar_jax.testing.accumulation_depth import backward_terms
+from apar_jax.testing.rounding import assert_close_across_orders
 from apar_jax.training.adapter_io import adapter_bytes, load_adapter, save_adapter
 from apar_jax.training.lora import Adapter, LoraSpec, apply_adapter, init_adapter
 
 
-def _tiny_params(vocab=64, tie=False):
+def _tiny_model_config(vocab=64, tie=False):
   path = os.path.join(os.path.dirname(__file__), '..', '..', 'configs', 'tiny.py')
   spec = importlib.util.spec_from_file_location('_tiny_cfg_lora', path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   cfg = module.get_config()
   cfg.model.update(vocab_size=vocab, tie_embeddings=tie)
-  model = build_model(cfg.model)
+  return cfg.model
+
+
+def _tiny_params(vocab=64, tie=False):
+  model = build_model(_tiny_model_config(vocab, tie))
   x = jnp.zeros((1, 2), jnp.int32)
   return model, nn.unbox(model.init(jax.random.key(0), x, x, CausalSpec())['params'])
 
@@ -98,15 +104,25 @@ def test_intercepted_side_paths_equal_the_merge():
   weights = _randomized(init_adapter(params, spec, jax.random.key(1)), jax.random.key(2)).weights
   tokens = jnp.asarray([[1, 62, 5, 63, 9, 7]], jnp.int32)
   pos = jnp.arange(6)[None]
+  # sum(logits ** 2) sums 6 x 64 values; each LoRA side path adds two rank-3 sums each way.
+  terms = backward_terms(_tiny_model_config(), keys=6, loss_terms=6 * 64, grad_tokens=6) + 4 * 3
 
   def merged(w):
     return jnp.sum(model.apply({'params': merge_weights(params, w, spec)}, tokens, pos,
                                CausalSpec()).logits ** 2)
 
-  def intercepted(w):
-    return jnp.sum(apply_with_lora(model, set_token_rows(params, w, spec), w['lora'], spec, tokens,
-                                   pos, CausalSpec()).logits ** 2)
+  def intercepted(w, side_spec=spec):
+    return jnp.sum(apply_with_lora(model, set_token_rows(params, w, spec), w['lora'], side_spec,
+                                   tokens, pos, CausalSpec()).logits ** 2)
 
-  np.testing.assert_allclose(float(intercepted(weights)), float(merged(weights)), rtol=1e-5)
-  g1, g2 = jax.grad(merged)(weights), jax.grad(intercepted)(weights)
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4), g1, g2)
+  def check(loss_fn):
+    assert_close_across_orders(loss_fn(weights), merged(weights), terms=terms, err_msg='loss')
+    g1, g2 = jax.grad(merged)(weights), jax.grad(loss_fn)(weights)
+    jax.tree_util.tree_map_with_path(lambda path, a, b: assert_close_across_orders(
+        b, a, terms=terms, err_msg=jax.tree_util.keystr(path)), g1, g2)
+
+  check(intercepted)
+  # A side path scaled 1e-4 off (alpha / rank rounded somewhere) is a real error, and it shows.
+  off = LoraSpec(rank=3, alpha=6.0 * (1 + 1e-4), targets=spec.targets, token_ids=spec.token_ids)
+  with pytest.raises(AssertionError, match='differ by more than'):
+    check(lambda w: intercepted(w, off))
