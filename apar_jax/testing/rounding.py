@@ -19,8 +19,6 @@ conditioned step (a division by a small number, Adam's g / |g|; see `adam_condit
 """
 
 import math
-from typing import Optional
-
 import ml_dtypes
 import numpy as np
 
@@ -48,11 +46,13 @@ def relative_bound(terms: int, dtype, *, values: int = 1,
   return min(worst, probable)
 
 
-def order_tolerance(want, terms: int, dtype=None, *, scale: Optional[float] = None,
-                    failure_probability: float = DEFAULT_FAILURE_PROBABILITY) -> float:
+def order_tolerance(want, terms: int, dtype=None, *, scale=None,
+                    failure_probability: float = DEFAULT_FAILURE_PROBABILITY):
   """Absolute tolerance between two orders of `want`: 2 * relative_bound * scale.
 
-  `dtype` defaults to want's dtype (the precision the computation ran in); `scale` to max |want|.
+  `dtype` defaults to want's dtype (the precision the computation ran in); `scale` to max |want|
+  (a float, or an array broadcasting against want where slices of it are built from disjoint
+  terms, see `slice_scale`).
   """
   want = np.asarray(want)
   dtype = want.dtype if dtype is None else np.dtype(dtype)
@@ -60,27 +60,32 @@ def order_tolerance(want, terms: int, dtype=None, *, scale: Optional[float] = No
                             failure_probability=failure_probability) * _scale(want, scale)
 
 
-def assert_close_across_orders(got, want, *, terms: int, dtype=None,
-                               scale: Optional[float] = None, err_msg: str = '') -> None:
+def slice_scale(want, axis) -> np.ndarray:
+  """max |want| over `axis`, kept for broadcasting: the scale of each slice built from its own terms
+  (an embedding gradient's rows sum only the positions of their token)."""
+  return np.max(np.abs(np.asarray(want, np.float64)), axis=axis, keepdims=True)
+
+
+def assert_close_across_orders(got, want, *, terms: int, dtype=None, scale=None,
+                               err_msg: str = '') -> None:
   """Asserts got and want agree as two computation orders of a `terms`-deep computation may."""
   got, want = np.asarray(got), np.asarray(want)
   if got.shape != want.shape:
     raise AssertionError(f'{err_msg}: shapes differ: {got.shape} vs {want.shape}')
   dtype = want.dtype if dtype is None else np.dtype(dtype)
-  scale = _scale(want, scale)
-  atol = order_tolerance(want, terms, dtype, scale=scale)
+  atol = np.broadcast_to(order_tolerance(want, terms, dtype, scale=scale), want.shape)
   diff = np.abs(got.astype(np.float64) - want.astype(np.float64))
   outside = ~(diff <= atol)  # NaN is outside
   if np.any(outside):
     worst = np.unravel_index(int(np.argmax(np.where(outside, np.nan_to_num(diff, nan=np.inf), -1))),
                              diff.shape)
     raise AssertionError(
-        f'{err_msg}: {int(np.sum(outside))} of {diff.size} elements differ by more than {atol:.3g} '
-        f'(two orders of a {terms}-term {dtype.name} computation at scale {scale:.3g}); worst at '
-        f'{tuple(int(i) for i in worst)}: {got[worst]!r} vs {want[worst]!r}')
+        f'{err_msg}: {int(np.sum(outside))} of {diff.size} elements differ by more than two orders '
+        f'of a {terms}-term {dtype.name} computation may; worst at {tuple(int(i) for i in worst)}: '
+        f'{got[worst]!r} vs {want[worst]!r} (|diff| {diff[worst]:.3g}, allowed {atol[worst]:.3g})')
 
 
-def _scale(want: np.ndarray, scale: Optional[float]) -> float:
+def _scale(want: np.ndarray, scale):
   if scale is not None:
-    return float(scale)
+    return np.asarray(scale, np.float64) if np.ndim(scale) else float(scale)
   return float(np.max(np.abs(want.astype(np.float64)))) if want.size else 0.0
