@@ -69,20 +69,27 @@ def slice_scale(want, axis) -> np.ndarray:
 def assert_close_across_orders(got, want, *, terms: int, dtype=None, scale=None,
                                err_msg: str = '') -> None:
   """Asserts got and want agree as two computation orders of a `terms`-deep computation may."""
+  want = np.asarray(want)
+  dtype = want.dtype if dtype is None else np.dtype(dtype)
+  assert_within(got, want, order_tolerance(want, terms, dtype, scale=scale),
+                why=f'two orders of a {terms}-term {dtype.name} computation', err_msg=err_msg)
+
+
+def assert_within(got, want, atol, *, why: str, err_msg: str = '') -> None:
+  """Asserts |got - want| <= atol (a float or an array broadcasting against want); NaN fails."""
   got, want = np.asarray(got), np.asarray(want)
   if got.shape != want.shape:
     raise AssertionError(f'{err_msg}: shapes differ: {got.shape} vs {want.shape}')
-  dtype = want.dtype if dtype is None else np.dtype(dtype)
-  atol = np.broadcast_to(order_tolerance(want, terms, dtype, scale=scale), want.shape)
+  atol = np.broadcast_to(np.asarray(atol, np.float64), want.shape)
   diff = np.abs(got.astype(np.float64) - want.astype(np.float64))
   outside = ~(diff <= atol)  # NaN is outside
   if np.any(outside):
     worst = np.unravel_index(int(np.argmax(np.where(outside, np.nan_to_num(diff, nan=np.inf), -1))),
                              diff.shape)
     raise AssertionError(
-        f'{err_msg}: {int(np.sum(outside))} of {diff.size} elements differ by more than two orders '
-        f'of a {terms}-term {dtype.name} computation may; worst at {tuple(int(i) for i in worst)}: '
-        f'{got[worst]!r} vs {want[worst]!r} (|diff| {diff[worst]:.3g}, allowed {atol[worst]:.3g})')
+        f'{err_msg}: {int(np.sum(outside))} of {diff.size} elements differ by more than {why} '
+        f'may; worst at {tuple(int(i) for i in worst)}: {got[worst]!r} vs {want[worst]!r} '
+        f'(|diff| {diff[worst]:.3g}, allowed {atol[worst]:.3g})')
 
 
 def _scale(want: np.ndarray, scale):

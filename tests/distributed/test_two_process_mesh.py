@@ -10,16 +10,30 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from process_harness import run_job  # noqa: E402
 
+from apar_jax.testing.accumulation_depth import forward_terms  # noqa: E402
+from apar_jax.testing.rounding import assert_close_across_orders  # noqa: E402
+
 WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'two_process_worker.py')
 TIMEOUT_S = 85  # for all three processes together
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from conftest import load_config  # noqa: E402
+
+
+def _worker_model_config():
+  """The model of two_process_worker.tiny_setup (that module joins a job when imported)."""
+  config = load_config('tiny')
+  config.model.update(vocab_size=96, n_heads=8, n_kv_heads=4, head_dim=8, d_model=64, ffn_dim=128)
+  return config.model
 
 
 def test_two_processes_form_one_mesh_and_match_single_process(tmp_path):
   run_job(WORKER, tmp_path, TIMEOUT_S)
 
   reference = np.load(tmp_path / 'reference.npy')
+  terms = forward_terms(_worker_model_config(), keys=10)
   for pid in (0, 1):
-    np.testing.assert_allclose(np.load(tmp_path / f'logits_{pid}.npy'), reference, atol=1e-5)
+    assert_close_across_orders(np.load(tmp_path / f'logits_{pid}.npy'), reference, terms=terms,
+                               err_msg=f'process {pid}')
     facts = json.loads((tmp_path / f'facts_{pid}.json').read_text())
     assert facts['rows'] == [[0], [1]]                # data row i lives on process i
     assert facts['main'] == (pid == 0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import jax
@@ -11,7 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pallas_cases import TOLERANCE, BranchFamily, branch_cases, branch_oracle
+from pallas_cases import (BranchCase, BranchFamily, assert_attention_close, branch_cases,
+                          branch_oracle)
 from pallas_kernels.branch_attention.reference import branch_attention_reference
 
 FAMILIES = [
@@ -39,7 +41,8 @@ def test_reference_matches_dense_oracle(fam, soft_cap, data):
   want = branch_oracle(case, scale=0.3, soft_cap=soft_cap, dtype=fam.dtype)
   got = np.asarray(out.astype(jnp.float32))
   assert np.isfinite(got).all()
-  np.testing.assert_allclose(got, want, **TOLERANCE[fam.dtype])
+  assert_attention_close(got, want, *case.jnp_args(fam.dtype)[:3], scale=0.3, dtype=fam.dtype,
+                         exact_reference=True)
 
 
 def test_idle_slot_attends_to_its_block_token_only():
@@ -82,3 +85,31 @@ def test_runs_inside_while_loop_with_traced_tables():
   one = jax.jit(functools.partial(branch_attention_reference, scale=0.5))
   expect = sum(one(q, k, k, tables, jnp.array([i, 3 + i], jnp.int32), None) for i in range(5))
   np.testing.assert_allclose(np.asarray(acc), np.asarray(expect), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_off_by_one_length_is_outside_the_tolerance(dtype):
+  """The tolerance is not vacuous: an oracle that misses the oldest of 64 keys (a length off by one
+  in a kernel) fails it, in fp32 and in bf16."""
+  rng = np.random.default_rng(1)
+  fam = BranchFamily(slots=2, q_len=1, kv_heads=2, group=2, head_dim=16, page_size=8,
+                     pages_per_slot=8, num_pages=16, dtype=dtype)
+  shape = (fam.num_pages, fam.page_size, fam.kv_heads, fam.head_dim)
+  case = BranchCase(
+      q=rng.standard_normal((2, 1, 4, 16)).astype(np.float32),
+      k_pages=rng.standard_normal(shape).astype(np.float32),
+      v_pages=rng.standard_normal(shape).astype(np.float32),
+      page_tables=np.stack([np.arange(8), np.arange(8, 16)]).astype(np.int32),
+      lengths=np.array([63, 63], np.int32), block_mask=np.ones((2, 1, 1), bool))
+  args = case.jnp_args(dtype)
+  got = np.asarray(_jitted(None)(*args).astype(jnp.float32))
+  assert_attention_close(got, branch_oracle(case, scale=0.3, dtype=dtype), *args[:3], scale=0.3,
+                         dtype=dtype, exact_reference=True)
+  # Drop the oldest key: shift every slot's view by one position and shorten it.
+  shifted = dataclasses.replace(
+      case, k_pages=np.roll(case.k_pages.reshape(2, 64, 2, 16), -1, axis=1).reshape(shape),
+      v_pages=np.roll(case.v_pages.reshape(2, 64, 2, 16), -1, axis=1).reshape(shape),
+      lengths=case.lengths - 1)
+  with pytest.raises(AssertionError, match="differ by more than"):
+    assert_attention_close(got, branch_oracle(shifted, scale=0.3, dtype=dtype), *args[:3],
+                           scale=0.3, dtype=dtype, exact_reference=True)

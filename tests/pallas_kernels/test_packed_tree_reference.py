@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pallas_cases import TOLERANCE, tree_cases, tree_oracle, tree_oracle_mask
+from pallas_cases import assert_attention_close, tree_cases, tree_oracle, tree_oracle_mask
 from pallas_kernels.packed_tree.reference import packed_tree_attention_reference, tree_mask
 
 
@@ -47,7 +47,8 @@ def test_reference_matches_dense_oracle(dtype, data):
   got = np.asarray(_reference_fn(3)(*case.jnp_args(dtype)).astype(jnp.float32))
   want = tree_oracle(case, scale=0.4, soft_cap=3.0, dtype=dtype)
   assert np.isfinite(got).all()
-  np.testing.assert_allclose(got, want, **TOLERANCE[dtype])
+  assert_attention_close(got, want, *case.jnp_args(dtype)[:3], scale=0.4, dtype=dtype,
+                         exact_reference=True)
 
 
 def test_apar_example():

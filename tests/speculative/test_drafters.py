@@ -16,6 +16,8 @@ from apar_jax.model import CausalSpec, PagedCache, PagedSpec  # noqa: E402
 from apar_jax.speculative import hidden_transfer, layer_runner, medusa, prompt_lookup  # noqa: E402
 from apar_jax.speculative.compaction import compact_paged  # noqa: E402
 from apar_jax.speculative.tree import TokenTree  # noqa: E402
+from apar_jax.testing.accumulation_depth import forward_terms  # noqa: E402
+from apar_jax.testing.rounding import assert_close_across_orders  # noqa: E402
 
 TOKENS = jnp.asarray([[5, 9, 11, 3, 60, 2, 7], [1, 2, 3, 4, 5, 6, 7]], jnp.int32)
 POS = jnp.broadcast_to(jnp.arange(7), (2, 7))
@@ -33,14 +35,16 @@ def test_layer_runner_reproduces_the_forward(tiny, layer):
   out, h = layer_runner.forward_with_layer_hidden(model, params, TOKENS, POS, CausalSpec(), None,
                                                   layer)
   ref = model.apply({'params': params}, TOKENS, POS, CausalSpec(), return_hidden=True)
-  np.testing.assert_allclose(out.logits, ref.logits, atol=1e-5)
+  terms = forward_terms(cfg, keys=TOKENS.shape[1])  # bounds every prefix of the forward too
+  assert_close_across_orders(out.logits, ref.logits, terms=terms, err_msg='logits')
   x0 = layer_runner.embed(params, cfg, TOKENS)
   below, _ = layer_runner.run_layers(params, cfg, x0, POS, CausalSpec(), None, 0, layer)
-  np.testing.assert_allclose(h, below, atol=1e-5)
+  assert_close_across_orders(h, below, terms=terms, err_msg=f'hidden below layer {layer}')
   x, _ = layer_runner.run_layers(params, cfg, h, POS, CausalSpec(), None, layer, cfg.n_layers)
   hidden = layer_runner.final_norm(params, cfg, x)
-  np.testing.assert_allclose(hidden, ref.hidden, atol=1e-5)
-  np.testing.assert_allclose(layer_runner.lm_logits(params, cfg, hidden), ref.logits, atol=1e-4)
+  assert_close_across_orders(hidden, ref.hidden, terms=terms, err_msg='final hidden')
+  assert_close_across_orders(layer_runner.lm_logits(params, cfg, hidden), ref.logits, terms=terms,
+                             err_msg='logits from the hidden')
 
 
 def test_medusa_zero_init_predicts_the_base_next_token(tiny):
@@ -71,7 +75,9 @@ def test_hidden_transfer_identity_at_the_last_layer_predicts_the_base_next_token
   pseudo = hidden_transfer.pseudo_states(ht, h[:, -1])
   assert pseudo.shape == (2, 3, 32)
   logits = hidden_transfer.pseudo_logits_from_upper(params, cfg, pseudo)
-  np.testing.assert_allclose(logits[:, 0], out.logits[:, -1], atol=1e-4)
+  assert_close_across_orders(logits[:, 0], out.logits[:, -1],
+                             terms=forward_terms(cfg, keys=TOKENS.shape[1]),
+                             err_msg='pseudo logits')
 
 
 def _paged(model, s, pages_per_row, page_size=8):
@@ -103,7 +109,8 @@ def test_hidden_transfer_in_verification_equals_extra_pass(tiny):
   # The tree rows are the plain verification forward.
   plain = model.apply({'params': params}, cand, tree.positions(lengths),
                       make_spec(tree.block_mask(s)), pre.caches, return_hidden=True)
-  np.testing.assert_allclose(logits, plain.logits, atol=1e-4)
+  assert_close_across_orders(logits, plain.logits, terms=forward_terms(cfg, keys=8 * 8),
+                             err_msg='tree rows')
   _, h_l = layer_runner.forward_with_layer_hidden(model, params, cand, tree.positions(lengths),
                                                   make_spec(tree.block_mask(s)), pre.caches, layer)
   for node in range(tree.num_nodes):  # commit the path to `node`, then run the extra pass from it

@@ -8,6 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from apar_jax import weights
+from apar_jax.testing.accumulation_depth import forward_terms
+from apar_jax.testing.rounding import assert_close_across_orders
 from apar_jax.model.rope import rope_inv_freq
 from weights_testlib import (HEAD_DIM, LLAMA3_ROPE, hf_logits, llama_cpp_permute, make_hf_llama,
                              our_logits, write_llama_gguf)
@@ -32,8 +34,8 @@ def test_f32_gguf_logits_match_transformers(tmp_path, tie):
   assert cfg.tie_embeddings == tie and cfg.vocab_size == 96 and cfg.n_kv_heads == 2
   params = weights.load_gguf(path, cfg, progress=False)
   tokens = np.random.default_rng(0).integers(0, 96, (2, 40)).astype(np.int32)
-  np.testing.assert_allclose(our_logits(cfg, params, tokens), hf_logits(hf_model, tokens),
-                             atol=1e-4, rtol=0)
+  assert_close_across_orders(our_logits(cfg, params, tokens), hf_logits(hf_model, tokens),
+                             terms=forward_terms(cfg, tokens.shape[1]), err_msg='logits')
 
 
 def test_gguf_with_bias_and_llama3_rope_freqs(tmp_path):
@@ -46,8 +48,8 @@ def test_gguf_with_bias_and_llama3_rope_freqs(tmp_path):
   assert cfg.rope_scaling.original_max_position == 64 and cfg.rope_scaling.factor == 8.0
   params = weights.load_gguf(path, cfg, progress=False)
   tokens = np.random.default_rng(1).integers(0, 96, (1, 100)).astype(np.int32)
-  np.testing.assert_allclose(our_logits(cfg, params, tokens), hf_logits(hf_model, tokens),
-                             atol=1e-4, rtol=0)
+  assert_close_across_orders(our_logits(cfg, params, tokens), hf_logits(hf_model, tokens),
+                             terms=forward_terms(cfg, tokens.shape[1]), err_msg='logits')
 
 
 @pytest.mark.parametrize('qtype', [Q.Q8_0, Q.Q4_1, Q.F16])
@@ -65,7 +67,8 @@ def test_quantised_gguf_matches_transformers_on_dequantised_weights(tmp_path, qt
       if p.ndim == 2:
         w = p.numpy()
         p.copy_(torch.from_numpy(gguf.quants.dequantize(gguf.quants.quantize(w, qtype), qtype)))
-  np.testing.assert_allclose(ours, hf_logits(hf_model, tokens), atol=1e-4, rtol=0)
+  assert_close_across_orders(ours, hf_logits(hf_model, tokens),
+                             terms=forward_terms(cfg, tokens.shape[1]), err_msg='dequantised')
   assert np.abs(ours - before).max() > 0  # quantisation did change something
   wq = hf_model.model.layers[0].self_attn.q_proj.weight.detach().numpy()  # [Hq*D, d], dequantised
   np.testing.assert_array_equal(np.asarray(params['layers_0']['attention']['q_proj']['kernel']),
@@ -81,4 +84,5 @@ def test_gguf_vocab_growth_keeps_base_logits(tmp_path):
   tokens = np.random.default_rng(3).integers(0, 96, (1, 16)).astype(np.int32)
   ours = our_logits(cfg, params, tokens)
   assert ours.shape[-1] == 98
-  np.testing.assert_allclose(ours[..., :96], hf_logits(hf_model, tokens), atol=1e-4, rtol=0)
+  assert_close_across_orders(ours[..., :96], hf_logits(hf_model, tokens),
+                             terms=forward_terms(cfg, tokens.shape[1]), err_msg='base vocabulary')
