@@ -19,6 +19,7 @@ conditioned step (a division by a small number, Adam's g / |g|; see `adam_condit
 """
 
 import math
+
 import ml_dtypes
 import numpy as np
 
