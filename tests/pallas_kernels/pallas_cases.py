@@ -12,40 +12,20 @@ import jax.numpy as jnp
 import numpy as np
 from hypothesis import strategies as st
 
-from apar_jax.testing.rounding import assert_within, relative_bound
-
+from apar_jax.testing.attention_tolerance import attention_tolerance
+from apar_jax.testing.rounding import assert_within
 
 
 def assert_attention_close(got, want, q, k, v, *, scale: float, dtype: str,
                            exact_reference: bool = False, calls: int = 1,
                            err_msg: str = "") -> None:
-  """Attention outputs (kernel or reference vs reference / float64 oracle) agree as rounding allows.
-
-  q [..., Hq, D], k and v [..., Hkv, D] are the inputs (NaN garbage ignored). Each side computes the
-  scores (D-term dot products, the scale and the soft cap), a softmax normaliser and a weighted sum
-  over at most every key position, in float32: apar_jax.testing.rounding bounds that chain relative
-  to max |v| (the output is a convex combination of values). A score error e moves the output by at
-  most 2 e max |v| (softmax's sensitivity), so the scores' own rounding is amplified by the largest
-  possible score, scale * max over pairs of sum |q_i| |k_i|. bf16: the inputs are the same bf16
-  values on both sides; the probabilities enter P.V in bf16 and the output is rounded to bf16, two
-  more roundings of 2^-8 each relative to max |v|. Against a float64 oracle only one side rounds.
-  `calls`: got and want are sums of that many attention outputs (their errors add).
-  """
-  d = np.shape(q)[-1]
-  q_abs = np.abs(np.nan_to_num(np.asarray(q, np.float64))).reshape(-1, d)
-  k_abs = np.abs(np.nan_to_num(np.asarray(k, np.float64))).reshape(-1, d)
-  v_max = float(np.nanmax(np.abs(np.asarray(v, np.float64))))
-  max_score = scale * float(np.max(q_abs @ k_abs.T))
-  keys = k_abs.shape[0]  # every key position: at least any softmax's length
-  values = max(np.size(want), 1)
-  score_error = relative_bound(d + 2, np.float32, values=values) * max_score
-  chain = relative_bound(3 * keys + 2, np.float32, values=values)
-  per_side = (2 * score_error + chain) * v_max
-  if dtype == "bfloat16":
-    per_side += relative_bound(2, "bfloat16", values=values) * v_max
+  """Attention outputs (kernel or reference vs reference / float64 oracle) agree as rounding allows
+  (`apar_jax.testing.attention_tolerance`: score rounding amplified by the largest score, relative to
+  max |v|; bf16's two roundings; one rounding side against the float64 oracle)."""
+  atol = attention_tolerance(q, k, v, scale=scale, dtype=dtype, exact_reference=exact_reference,
+                             calls=calls, values=np.size(want))
   sides = 1 if exact_reference else 2
-  assert_within(got, want, sides * calls * per_side,
-                why=f"{sides} rounded {dtype} attention computation(s) over {keys} keys",
+  assert_within(got, want, atol, why=f"{sides} rounded {dtype} attention computation(s)",
                 err_msg=err_msg)
 
 
