@@ -58,6 +58,8 @@ def define_flags() -> None:
   flags.DEFINE_list('speed_modes', ['ar', 'lookup', 'medusa', 'apar', 'apar_lookup'],
                     'engine modes timed on SmolLM2 shapes (not --smoke)')
   flags.DEFINE_integer('repeats', 5, 'timed calls per kernel and per width point (median)')
+  flags.DEFINE_float('budget_s', 450, 'seconds after which the width curve and the speeds stop '
+                     'adding points (the pass / fail sections always run)')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,46 +86,59 @@ def device_label() -> str:
 
 
 def run_check(out_dir: str, *, smoke: bool, sections: tuple[str, ...], repeats: int,
-              weights_dir: str | None = None, speed_modes: tuple[str, ...] = ()) -> dict:
-  """Runs the sections, writes the report files, returns the report (its 'ok' says pass/fail)."""
+              weights_dir: str | None = None, speed_modes: tuple[str, ...] = (),
+              budget_s: float = 450.0) -> dict:
+  """Runs the sections, writing the report after each (a run cut short keeps what it measured),
+  and returns it ('ok' says pass / fail). Pass / fail sections (kernels, identity) run first; the
+  width curve and the speeds stop adding points once `budget_s` has passed (`skipped` lists them).
+  """
   import jax
   plan = SMOKE if smoke else FULL
   report = dict(device=device_label(), jax=jax.__version__, smoke=smoke,
-                date=time.strftime('%Y-%m-%d'), sections={})
+                date=time.strftime('%Y-%m-%d'), sections={}, skipped=[], ok=False, seconds=0.0)
   started = time.perf_counter()
+  deadline = started + budget_s
+  out = report['sections']
+
+  def done(section: str) -> None:
+    report['seconds'] = round(time.perf_counter() - started, 1)
+    checked = out.get('kernels', []) + out.get('identity', [])
+    report['ok'] = bool(checked) and all(row['ok'] for row in checked)
+    write_report(report, out_dir)
+    print(f'[device_check] {section} done at {report["seconds"]:.0f}s', file=sys.stderr,
+          flush=True)
+
   if 'kernels' in sections:
     from apar_jax.bench.device_kernels import check_kernels
-    rows = check_kernels(smoke=smoke, repeats=repeats)
-    report['sections']['kernels'] = [dict(dataclasses.asdict(r), ok=r.ok) for r in rows]
-    _progress('kernels', started)
-  if 'width' in sections:
-    from apar_jax.bench.width_curve import width_curve
-    from apar_jax.testing.tiny_engine import config_module
-    model = config_module('tiny' if smoke else 'smollm2_135m').get_config().model
-    points = width_curve(model, widths=plan.widths, batches=plan.batches,
-                         dtypes=('float32', 'bfloat16'), context=plan.context, repeats=repeats)
-    report['sections']['width'] = [dataclasses.asdict(p) for p in points]
-    _progress('width', started)
+    out['kernels'] = [dict(dataclasses.asdict(r), ok=r.ok)
+                      for r in check_kernels(smoke=smoke, repeats=repeats)]
+    done('kernels')
   if 'engine' in sections:
     from apar_jax.bench import device_engine
     identity, speed = device_engine.check_identity(
         prompts=plan.identity_prompts, max_new_tokens=plan.identity_new_tokens, timed=smoke)
-    if not smoke:
-      speed = device_engine.measure_speed(tuple(speed_modes), weights_dir=weights_dir,
-                                          max_new_tokens=plan.speed_new_tokens)
-    report['sections']['identity'] = [dict(dataclasses.asdict(r), ok=r.ok) for r in identity]
-    report['sections']['speed'] = [dataclasses.asdict(r) for r in speed]
-    _progress('engine', started)
-  report['seconds'] = round(time.perf_counter() - started, 1)
-  checked = report['sections'].get('kernels', []) + report['sections'].get('identity', [])
-  report['ok'] = all(row['ok'] for row in checked)
-  write_report(report, out_dir)
+    out['identity'] = [dict(dataclasses.asdict(r), ok=r.ok) for r in identity]
+    out['speed'] = [dataclasses.asdict(r) for r in speed]
+    done('identity')
+  if 'width' in sections:
+    from apar_jax.bench.width_curve import width_curve
+    from apar_jax.testing.tiny_engine import config_module
+    model = config_module('tiny' if smoke else 'smollm2_135m').get_config().model
+    points, skipped = width_curve(model, widths=plan.widths, batches=plan.batches,
+                                  dtypes=('float32', 'bfloat16'), context=plan.context,
+                                  repeats=repeats, deadline=deadline)
+    out['width'] = [dataclasses.asdict(p) for p in points]
+    report['skipped'] += [f'width {d} batch {b} T={w}' for d, b, w in skipped]
+    done('width')
+  if 'engine' in sections and not smoke:
+    from apar_jax.bench import device_engine
+    speed, skipped = device_engine.measure_speed(
+        tuple(speed_modes), weights_dir=weights_dir, max_new_tokens=plan.speed_new_tokens,
+        deadline=deadline)
+    out['speed'] = [dataclasses.asdict(r) for r in speed]
+    report['skipped'] += [f'speed {m}' for m in skipped]
+    done('speed')
   return report
-
-
-def _progress(section: str, started: float) -> None:
-  print(f'[device_check] {section} done at {time.perf_counter() - started:.0f}s', file=sys.stderr,
-        flush=True)
 
 
 def write_report(report: dict, out_dir: str) -> None:
@@ -149,7 +164,7 @@ def main(argv) -> None:
     _require(('gguf',))
   report = run_check(FLAGS.out_dir, smoke=FLAGS.smoke, sections=tuple(FLAGS.sections),
                      repeats=FLAGS.repeats, weights_dir=FLAGS.weights_dir,
-                     speed_modes=tuple(FLAGS.speed_modes))
+                     speed_modes=tuple(FLAGS.speed_modes), budget_s=FLAGS.budget_s)
   with open(os.path.join(FLAGS.out_dir, 'device_check.md')) as f:
     print(f.read())
   if not report['ok']:

@@ -190,12 +190,20 @@ def smollm2_setup(weights_dir: Optional[str], max_new_tokens: int):
 
 
 def measure_speed(modes: tuple[str, ...], *, weights_dir: Optional[str], max_new_tokens: int,
-                  prompt_len: int = 64) -> list[SpeedResult]:
-  """Decode tokens/s of one greedy request per mode on SmolLM2's shapes, compile excluded."""
+                  prompt_len: int = 64, deadline: float = float('inf')
+                  ) -> tuple[list[SpeedResult], list[str]]:
+  """(speeds, skipped modes): decode tokens/s of one greedy request per mode on SmolLM2, compile
+  excluded, in the order given until `deadline` (time.perf_counter())."""
   config, params, label = smollm2_setup(weights_dir, max_new_tokens)
   vocab = int(config.model.vocab_size)
   ids = ControlIds(vocab - 2, vocab - 1, (2,))  # [Fork], [Child] appended; <|im_end|>
   rng = np.random.default_rng(0)
   prompt = list(map(int, rng.integers(3, vocab - 2, prompt_len // 2))) * 2  # repeats for lookup
   request = Request(token_ids=prompt, max_new_tokens=max_new_tokens)
-  return [run_mode(config, mode, params, ids, [request], label)[1] for mode in modes]
+  speeds, skipped = [], []
+  for mode in modes:
+    if time.perf_counter() > deadline:
+      skipped.append(mode)
+      continue
+    speeds.append(run_mode(config, mode, params, ids, [request], label)[1])
+  return speeds, skipped

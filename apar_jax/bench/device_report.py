@@ -37,6 +37,8 @@ def markdown(report: dict) -> str:
         ['mode', 'weights', 'requests', 'tokens', 'decode steps', 'tokens/s'],
         [[r['mode'], r['weights'], r['requests'], r['tokens'], r['decode_steps'],
           f"{r['tokens_per_s']:.1f}"] for r in sections['speed']])]
+  if report.get('skipped'):
+    out.append(f"\nNot measured within the time budget: {', '.join(report['skipped'])}.\n")
   return ''.join(out)
 
 

@@ -55,21 +55,28 @@ def random_params(model_cfg: ml_collections.ConfigDict, seed: int = 0):
 
 
 def width_curve(model_cfg: ml_collections.ConfigDict, *, widths: tuple[int, ...],
-                batches: tuple[int, ...], dtypes: tuple[str, ...], context: int,
-                repeats: int) -> list[WidthPoint]:
-  """Step times for every (dtype, batch, width), each against width 1 of the same dtype and batch."""
-  points = []
+                batches: tuple[int, ...], dtypes: tuple[str, ...], context: int, repeats: int,
+                deadline: float = float('inf')
+                ) -> tuple[list[WidthPoint], list[tuple[str, int, int]]]:
+  """(points, skipped): step times for every (dtype, batch, width), each against width 1 of the
+  same dtype and batch, in that order until `deadline` (time.perf_counter()); what was not measured
+  by then is listed as skipped."""
+  points, skipped = [], []
   for dtype in dtypes:
     cfg = ml_collections.ConfigDict(model_cfg.to_dict())
     cfg.update(dtype=dtype, param_dtype=dtype)
-    params = random_params(cfg)
+    params = None
     for batch in batches:
       base = None
       for width in sorted(set((1,) + tuple(widths))):
+        if time.perf_counter() > deadline:
+          skipped += [(dtype, batch, width)] if width in widths else []
+          continue
+        params = random_params(cfg) if params is None else params
         ms = forward_step_ms(cfg, params, batch=batch, width=width, context=context,
                              repeats=repeats)
         base = ms if width == 1 else base
         if width in widths:
           points.append(WidthPoint(dtype, batch, width, ms, ms / base))
     del params
-  return points
+  return points, skipped
