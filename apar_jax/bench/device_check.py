@@ -103,7 +103,7 @@ def run_check(out_dir: str, *, smoke: bool, sections: tuple[str, ...], repeats: 
   def done(section: str) -> None:
     report['seconds'] = round(time.perf_counter() - started, 1)
     checked = out.get('kernels', []) + out.get('identity', [])
-    report['ok'] = bool(checked) and all(row['ok'] for row in checked)
+    report['ok'] = all(row['ok'] for row in checked)
     write_report(report, out_dir)
     print(f'[device_check] {section} done at {report["seconds"]:.0f}s', file=sys.stderr,
           flush=True)
