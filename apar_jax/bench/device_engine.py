@@ -62,8 +62,12 @@ class SpeedResult:
 
 def untrained_drafter(kind: str, d_model: int, layers: int, seed: int) -> dict[str, Any]:
   """Engine keyword arguments for a drafter with random (perturbed) heads; none for lookup."""
-  noisy = lambda tree, scale: jax.tree.map(  # noqa: E731
-      lambda x: x + scale * jax.random.normal(jax.random.key(seed), x.shape, x.dtype), tree)
+  def noisy(tree, scale):
+    leaves, treedef = jax.tree.flatten(tree)
+    keys = jax.random.split(jax.random.key(seed), len(leaves))
+    return jax.tree.unflatten(treedef, [x + scale * jax.random.normal(k, x.shape, x.dtype)
+                                        for x, k in zip(leaves, keys)])
+
   if kind == 'medusa':
     return dict(drafter_params=noisy(init_medusa(3, d_model), 0.3))
   if kind == 'hidden_transfer':
