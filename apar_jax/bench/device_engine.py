@@ -57,7 +57,8 @@ class SpeedResult:
   requests: int
   tokens: int
   decode_steps: int  # summed over the requests
-  tokens_per_s: float  # generated tokens / wall time of the timed run (compiled beforehand)
+  tokens_per_s: float  # generated tokens / wall time of the timed run: prefill included, compile
+  # excluded (the same requests ran once before)
 
 
 def untrained_drafter(kind: str, d_model: int, layers: int, seed: int) -> dict[str, Any]:
