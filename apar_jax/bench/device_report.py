@@ -33,7 +33,8 @@ def markdown(report: dict) -> str:
           f"{r['mean_accepted_tokens']:.2f}", 'yes' if r['ok'] else '**NO**']
          for r in sections['identity']])]
   if sections.get('speed'):
-    out += ['\n## Generation speed (greedy; prefill included, compile excluded; untrained drafters)\n', _table(
+    out += ['\n## Generation speed (greedy; prefill included, compile excluded; untrained '
+            'drafters)\n', _table(
         ['mode', 'weights', 'requests', 'tokens', 'decode steps', 'tokens/s'],
         [[r['mode'], r['weights'], r['requests'], r['tokens'], r['decode_steps'],
           f"{r['tokens_per_s']:.1f}"] for r in sections['speed']])]
