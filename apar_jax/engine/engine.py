@@ -11,10 +11,13 @@ from typing import Any, Iterator, Optional, Sequence
 
 import jax
 import ml_collections
+import numpy as np
 
 from apar_jax.engine import data_shards
 from apar_jax.engine.loop import EngineFunctions, compiled_functions
-from apar_jax.engine.requests import (DoneEvent, PreparedRequest, Request, Result, check_settings)
+from apar_jax.engine.request_feed import LiveFeed, RequestFeed, TimedQueue
+from apar_jax.engine.requests import (CapacityError, DoneEvent, PreparedRequest, Request, Result,
+                                      check_settings)
 from apar_jax.engine.scheduler import Scheduler
 from apar_jax.engine.spec_config import (SPEC_MODES, SpeculativeSetup, resolve_speculative,
                                          split_mode)
@@ -121,18 +124,20 @@ class Engine:
                        'must make the same device calls')
     need = len(ids) - 1 + max_new
     if need > caps.slot_capacity:
-      raise ValueError(
+      raise CapacityError('context', (
           f'request {index}: prompt ({len(ids)} tokens) + max_new_tokens ({max_new}) needs '
           f'{need} positions but a slot holds {caps.slot_capacity} (pages_per_slot x page_size); '
-          'shorten the prompt, lower max_new_tokens or raise --config.engine.pages_per_slot')
+          'shorten the prompt, lower max_new_tokens or raise --config.engine.pages_per_slot'))
     if need > int(self.config.model.max_position):
-      raise ValueError(f'request {index}: prompt + max_new_tokens exceeds the model max_position '
-                       f'{self.config.model.max_position}')
-    if pages_for(need + caps.slack, caps.page_size) > caps.num_pages:
+      raise CapacityError('context', (
+          f'request {index}: prompt + max_new_tokens exceeds the model max_position '
+          f'{self.config.model.max_position}'))
+    pages = pages_for(need + caps.slack, caps.page_size)
+    if pages > caps.num_pages:
       window = f' (+ {caps.slack} positions of verification window)' if caps.slack else ''
-      raise ValueError(f'request {index}: needs {pages_for(need + caps.slack, caps.page_size)} KV '
-                       f'pages{window} but the pool has {caps.num_pages}; raise '
-                       '--config.engine.num_pages')
+      raise CapacityError('pages', (
+          f'request {index}: needs {pages} KV pages{window} but the pool has {caps.num_pages}; '
+          'raise --config.engine.num_pages'))
     return PreparedRequest(index, request.prompt, ids, int(max_new), float(request.temperature),
                            int(request.top_k), float(request.top_p), int(request.seed),
                            float(request.arrival_s))
@@ -161,11 +166,22 @@ class Engine:
     prepared = [self.prepare(i, r) for i, r in enumerate(requests)]
     if not prepared:
       return
+    yield from self._run(TimedQueue(prepared), stream_tokens, chunk_steps, chunk_events)
+
+  def serve(self, feed: LiveFeed, *, stream_tokens: bool = True, chunk_steps: Optional[int] = None,
+            chunk_events: bool = False) -> Iterator[Any]:
+    """Like `stream`, for requests submitted to `feed` (already `prepare`d, each with its own
+    `index`) while the engine runs; returns after `feed.close()` once every admitted request is done.
+    Cancelled requests end with `DoneEvent(cancelled=True)`."""
+    yield from self._run(feed, stream_tokens, chunk_steps, chunk_events)
+
+  def _run(self, feed: RequestFeed, stream_tokens: bool, chunk_steps: Optional[int],
+           chunk_events: bool) -> Iterator[Any]:
     device_params = (self.params if self.speculative is None else
                      (self.params, self.speculative.params))
     scheduler = Scheduler(self.fns, device_params, self._take_state(), self.caps, self._result,
                           chunk_steps or self.caps.chunk_steps, self.shards)
-    yield from scheduler.run(prepared, stream_tokens, chunk_events)
+    yield from scheduler.run(feed, stream_tokens, chunk_events)
     self.last_stats = scheduler.final_stats()
     self._state = scheduler.state
 
@@ -179,8 +195,11 @@ class Engine:
     return results  # type: ignore[return-value]
 
   def warmup(self) -> None:
-    """Compiles every device function with a throwaway two-token request."""
+    """Compiles every device function with a throwaway two-token request (and `cancel` on the idle
+    state it leaves, a no-op)."""
     self.generate([Request(token_ids=[self.ids.stop[0]] * 2, max_new_tokens=1)])
+    none = np.zeros((self.shards, self.caps.max_requests), bool)
+    self._state = self.fns.cancel(self._state, none)
 
   def _result(self, req: PreparedRequest, branches: list[Branch], counters: dict[str, int],
               wall: float) -> Result:

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from apar_jax.engine import data_shards, prefill, spec_state
+from apar_jax.engine.cancel import cancel_requests
 from apar_jax.engine.spec_config import SpecConfig
 from apar_jax.engine.spec_step import SpecStepConfig, spec_step
 from apar_jax.engine.state import DONE, FREE, Capacities, EngineState, is_active, reset_state
@@ -77,6 +78,7 @@ class EngineFunctions:
   #                   top_p, key [D, 2]) -> state   (scalars per shard: [D])
   prefill_chunk: Callable  # (params, state, active [D], slot [D], tokens [D, C], start [D]) -> state
   reset: Callable  # (state) -> empty state reusing the KV pools
+  cancel: Callable  # (state, cancel [D, R] bool) -> state with those requests' branches ended
   summary: Callable  # (state) -> the host summary's arrays (each [D, ...]), readable on every process
   init: Callable  # () -> an empty state, built in place on the mesh
 
@@ -152,5 +154,6 @@ def compiled_functions(model_cfg: ml_collections.FrozenConfigDict, caps: Capacit
       admit=jit(lift(adm, *(True,) * 11), (0,)),
       prefill_chunk=jit(lift(pre, False, True, True, True, True, True), (1,)),
       reset=jit(lift(reset, True), (0,)),
+      cancel=jit(lift(functools.partial(cancel_requests, caps=caps), True, True), (0,)),
       summary=data_shards.replicated_fn(jax.vmap(summary_arrays), mesh),
       init=jit(empty, ()))

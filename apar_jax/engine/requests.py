@@ -65,9 +65,10 @@ class TokensEvent:
 
 @dataclasses.dataclass(frozen=True)
 class DoneEvent:
-  """A request finished."""
+  """A request finished (or was cancelled: then `result` holds what it had decoded)."""
   index: int
   result: Result
+  cancelled: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,6 +94,15 @@ class PreparedRequest:
   top_p: float
   seed: int
   arrival_s: float = 0.0
+
+
+class CapacityError(ValueError):
+  """A request the engine can never hold: `limit` is 'context' (longer than a slot or the model's
+  positions) or 'pages' (more KV pages than the pool has)."""
+
+  def __init__(self, limit: str, message: str):
+    super().__init__(message)
+    self.limit = limit
 
 
 def check_settings(max_new: int, temperature: float, top_k: int, top_p: float,

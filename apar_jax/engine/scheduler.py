@@ -4,12 +4,12 @@ Between chunks the host reads one small summary of the state (slot status, outpu
 drains finished branches, completes requests whose branches have all ended, and admits waiting
 requests into free slots when the free pages cover every live branch's reserve plus the newcomer's
 worst case. No device->host transfer happens inside a chunk. A request is not admitted before its
-`arrival_s` (serving benchmarks); an idle engine sleeps until the next arrival. With several data
+`arrival_s` (serving benchmarks); an idle engine waits on its feed (`request_feed`) until the next
+arrival. Cancelled requests have their branches ended between chunks (`cancel`). With several data
 shards (`data_shards`) each request goes to one shard; one admission round admits at most one request
 per shard, and prefills them side by side.
 """
 
-import collections
 import dataclasses
 import time
 from typing import Any, Callable, Iterator
@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from apar_jax.engine.loop import EngineFunctions
+from apar_jax.engine.request_feed import RequestFeed
 from apar_jax.engine.requests import (ChunkEvent, DoneEvent, PreparedRequest, Result,
                                       TokensEvent)
 from apar_jax.engine.state import (COPYING, DONE, FREE, LIVE, PENDING, Capacities, EngineState,
@@ -33,6 +34,7 @@ class _InFlight:
   req: PreparedRequest
   branches: list[Branch] = dataclasses.field(default_factory=list)
   emitted: dict[int, int] = dataclasses.field(default_factory=dict)  # branch id -> tokens streamed
+  cancelled: bool = False  # its branches were ended by `Scheduler._cancel`
 
 
 def read_summary(fns: EngineFunctions, state: EngineState, caps: Capacities) -> dict[str, np.ndarray]:
@@ -121,31 +123,33 @@ class Scheduler:
       self.state = self.fns.prefill_chunk(self.params, self.state, busy, ints['slot'], tokens,
                                           np.full((d,), start, np.int32))
 
-  def run(self, requests: list[PreparedRequest], stream: bool,
-          chunk_events: bool = False) -> Iterator[Any]:
-    """Yields TokensEvent (when `stream`), DoneEvent for every request and, when `chunk_events`, a
-    ChunkEvent after each chunk (before its TokensEvents). Admission is FIFO by `arrival_s`."""
+  def run(self, feed: RequestFeed, stream: bool, chunk_events: bool = False) -> Iterator[Any]:
+    """Yields TokensEvent (when `stream`), DoneEvent for every admitted request and, when
+    `chunk_events`, a ChunkEvent after each chunk (before its TokensEvents). Admission is FIFO in the
+    feed's order; returns once the feed is exhausted and every admitted request is done. Requests
+    the feed reports cancelled have their branches ended before the next chunk (their pages freed)
+    and complete with a `DoneEvent(cancelled=True)` holding what they had decoded."""
     caps, d = self.caps, self.shards
-    queue = collections.deque(sorted(requests, key=lambda r: r.arrival_s))  # stable
     free_slots = [list(range(caps.max_slots)) for _ in range(d)]  # local indices per shard
     free_reqs = [list(range(caps.max_requests)) for _ in range(d)]
     avail = np.full((d,), caps.num_pages)
     flight: dict[int, _InFlight] = {}  # by global request index
     drained = np.zeros((d * caps.max_slots,), bool)
     t0 = time.perf_counter()
-    arrived = lambda: bool(queue) and queue[0].arrival_s <= time.perf_counter() - t0  # noqa: E731
-    while queue or flight:
+    clock = lambda: time.perf_counter() - t0  # noqa: E731
+    while not feed.exhausted() or flight:
       while True:  # rounds of at most one admission per shard, FIFO
         picks: dict[int, tuple[PreparedRequest, int, int]] = {}
-        while arrived():
-          req = queue[0]
+        refused = False  # an arrived request found no room (in the last round: none admitted)
+        while (req := feed.head(clock())) is not None:
           need = pages_for(len(req.ids) - 1 + req.max_new + caps.slack, caps.page_size)
           open_shards = [s for s in range(d) if s not in picks and free_slots[s] and free_reqs[s]
                          and avail[s] >= need]
           if not open_shards:
+            refused = True
             break
           shard = max(open_shards, key=lambda s: (avail[s], -s))
-          queue.popleft()
+          feed.pop()
           slot, r = free_slots[shard].pop(0), free_reqs[shard].pop(0)
           picks[shard] = (req, slot, r)
           drained[shard * caps.max_slots + slot] = False
@@ -154,12 +158,15 @@ class Scheduler:
         if not picks:
           break
         self._admit(picks)
-      if not flight and queue and not arrived():
-        time.sleep(max(0.0, queue[0].arrival_s - (time.perf_counter() - t0)))
-        continue
+      self._cancel(feed.take_cancelled(), flight)
       if not flight:
-        raise RuntimeError('no request could be admitted although the engine is idle; the '
-                           'capacity checks should have refused it')
+        if feed.exhausted():
+          break
+        if refused:
+          raise RuntimeError('no request could be admitted although the engine is idle; the '
+                             'capacity checks should have refused it')
+        feed.wait(clock())
+        continue
       # A host copy that nobody mutates: `jnp.array(x, copy=True)` makes no host copy of a numpy
       # input (it goes through np.asarray), and the transfer / the asynchronously dispatched chunk
       # may read the buffer after this call returns, so resetting `drained` below raced with it
@@ -173,9 +180,9 @@ class Scheduler:
       self.stats['steps'] = int(np.max(summary['steps']))
       self.stats['peak_kv_pages'] = int(np.sum(summary['global_peak']))
       if chunk_events:
-        yield ChunkEvent(time.perf_counter() - t0, int(np.max(summary['steps'])),
+        yield ChunkEvent(clock(), int(np.max(summary['steps'])),
                          d * caps.num_pages - int(np.sum(summary['num_free'])),
-                         int(np.sum(summary['status'] == LIVE)), len(flight), len(queue))
+                         int(np.sum(summary['status'] == LIVE)), len(flight), feed.waiting())
       yield from self._drain(summary, flight, drained, stream)
       for g in [g for g in flight if summary['live_branches'][g] == 0]:
         inflight = flight.pop(g)
@@ -183,12 +190,25 @@ class Scheduler:
         counters = {k: int(summary[k][g]) for k in ('decode_steps', 'forks', 'refused_forks',
                                                     'max_live', 'peak_pages', 'attended',
                                                     'branch_steps')}
-        result = self.finish(inflight.req, inflight.branches, counters, time.perf_counter() - t0)
-        yield DoneEvent(inflight.req.index, result)
+        result = self.finish(inflight.req, inflight.branches, counters, clock())
+        yield DoneEvent(inflight.req.index, result, cancelled=inflight.cancelled)
       reusable = np.nonzero((summary['status'] == FREE) | drained)[0]
       free_slots = [[int(g) % caps.max_slots for g in reusable if g // caps.max_slots == s]
                     for s in range(d)]
       avail = available_pages(summary, caps)
+
+  def _cancel(self, indices: set[int], flight: dict[int, _InFlight]) -> None:
+    """Ends the branches of the admitted requests whose `index` is in `indices` (one device call;
+    none when nothing in flight was cancelled)."""
+    hit = [g for g, f in flight.items() if f.req.index in indices and not f.cancelled]
+    if not hit:
+      return
+    mask = np.zeros((self.shards * self.caps.max_requests,), bool)
+    mask[hit] = True
+    for g in hit:
+      flight[g].cancelled = True
+    self.state = self.fns.cancel(self.state,
+                                 jnp.asarray(mask.reshape(self.shards, self.caps.max_requests)))
 
   def _drain(self, summary: dict[str, np.ndarray], flight: dict[int, _InFlight],
              drained: np.ndarray, stream: bool) -> Iterator[TokensEvent]:
