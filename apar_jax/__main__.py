@@ -1,6 +1,6 @@
 """`python -m apar_jax <command> --config=configs/<name>.py [flags]`.
 
-Commands: generate, bench, distill, train, train_drafter, convert, demo.
+Commands: generate, serve, bench, distill, train, train_drafter, convert, demo.
 """
 
 import importlib
@@ -20,6 +20,7 @@ COMMANDS = {
     'train': 'apar_jax.commands.train',
     'train_drafter': 'apar_jax.commands.train_drafter',
     'bench': 'apar_jax.commands.bench',
+    'serve': 'apar_jax.commands.serve',
 }
 
 

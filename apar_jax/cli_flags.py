@@ -37,6 +37,13 @@ SOURCE_KIND = flags.DEFINE_enum('source_kind', None, ['hf', 'gguf', 'default'],
 SOURCE = flags.DEFINE_string('source', None, 'convert: HF checkpoint directory or .gguf file.')
 OUT_DIR = flags.DEFINE_string('out_dir', None, 'convert: orbax checkpoint directory to write.')
 
+# serve
+HOST = flags.DEFINE_string('host', '127.0.0.1', 'serve: address to listen on (0.0.0.0 = every '
+                           'interface).')
+PORT = flags.DEFINE_integer('port', 8000, 'serve: TCP port.')
+MAX_WAITING = flags.DEFINE_integer('max_waiting', 64, 'serve: requests that may wait for '
+                                   'admission; beyond, 503 with Retry-After.')
+
 # multi-host (see apar_jax/distributed.py); not needed on Cloud TPU VMs, where jax finds the workers itself
 COORDINATOR_ADDRESS = flags.DEFINE_string(
     'coordinator_address', None, 'host:port of process 0 for a multi-process run '

@@ -87,6 +87,7 @@ class Engine:
         mesh if mesh is not None and mesh.size > 1 else None)
     self.last_stats: dict[str, int] = {}
     self._state: Optional[EngineState] = None  # kept between calls: the KV pools are reused
+    self._running: Optional[Scheduler] = None  # the scheduler of the run in progress
 
   @classmethod
   def from_runtime(cls, runtime: Any, mode: str = 'ar') -> 'Engine':
@@ -181,9 +182,22 @@ class Engine:
                      (self.params, self.speculative.params))
     scheduler = Scheduler(self.fns, device_params, self._take_state(), self.caps, self._result,
                           chunk_steps or self.caps.chunk_steps, self.shards)
-    yield from scheduler.run(feed, stream_tokens, chunk_events)
+    self._running = scheduler
+    try:
+      yield from scheduler.run(feed, stream_tokens, chunk_events)
+    finally:
+      self._running = None
     self.last_stats = scheduler.final_stats()
     self._state = scheduler.state
+
+  def page_stats(self) -> dict[str, int]:
+    """The page accounting of `last_stats` (free pages, min/max refcount) as of the latest chunk
+    of the run in progress (safe to call from another thread: it reads the last host summary), or
+    of the last run."""
+    running = self._running
+    if running is not None and running.has_summary():
+      return running.final_stats()
+    return dict(self.last_stats)
 
   def generate(self, requests: Sequence[Request], *,
                chunk_steps: Optional[int] = None) -> list[Result]:

@@ -82,6 +82,10 @@ class Scheduler:
                                   'data_shards': shards}
     self._last: dict[str, np.ndarray] | None = None  # the latest summary
 
+  def has_summary(self) -> bool:
+    """Whether a chunk has run (`final_stats` then reads its summary, not the device)."""
+    return self._last is not None
+
   def final_stats(self) -> dict[str, int]:
     """Run counters plus the page accounting after the run (all pages free, no negative count),
     summed over the shards."""

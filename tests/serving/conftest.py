@@ -1,0 +1,31 @@
+"""Servers for the serving tests, each started once on a free local port: AR on configs/tiny.py
+(random weights, the SmolLM2 tokenizer: what `generate --config=configs/tiny.py` decodes) and APAR
+on the same model with a head that forks (`serving_testlib.forky_runtime`)."""
+
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from serving_testlib import forky_runtime, start, tiny_config  # noqa: E402
+
+
+@pytest.fixture(scope='session')
+def ar_server():
+  server = start(tiny_config(), 'ar')
+  yield server
+  server.stop()
+
+
+@pytest.fixture(scope='session')
+def apar_runtime():
+  return forky_runtime()
+
+
+@pytest.fixture(scope='session')
+def apar_server(apar_runtime):
+  server = start(apar_runtime.config, 'apar', runtime=apar_runtime)
+  yield server
+  server.stop()
