@@ -14,6 +14,7 @@
 import asyncio
 import dataclasses
 import json
+import re
 import time
 import uuid
 from typing import Any, AsyncIterator, Optional, Union
@@ -32,6 +33,8 @@ from apar_jax.serving.schemas import (ChatCompletionRequest, CompletionRequest, 
 from apar_jax.serving.session import AnswerSession, EngineError, Finished
 from apar_jax.serving.worker import EngineWorker, NotReady
 from apar_jax.tokenization import encode_chat
+
+_REQUEST_PREFIX = re.compile(r'^request \d+: ')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,12 +114,15 @@ def create_app(worker: EngineWorker, settings: ServeSettings) -> fastapi.FastAPI
     try:
       return worker.prepare(request)
     except CapacityError as e:
+      message = _REQUEST_PREFIX.sub('', str(e))  # the engine's request index means nothing here
       if e.limit == 'pages':
-        raise APIError(413, str(e), 'messages', 'kv_pages_exceeded') from e
-      raise APIError(400, str(e), 'messages', 'context_length_exceeded') from e
+        raise APIError(413, message, 'messages', 'kv_pages_exceeded') from e
+      raise APIError(400, message, 'messages', 'context_length_exceeded') from e
     except ValueError as e:
-      param = 'max_tokens' if 'max_new_tokens' in str(e) else None
-      raise APIError(400, f'{param}: {e}' if param else str(e), param, 'invalid_value') from e
+      message = _REQUEST_PREFIX.sub('', str(e))
+      param = 'max_tokens' if 'max_new_tokens' in message else None
+      raise APIError(400, f'{param}: {message}' if param else message, param,
+                     'invalid_value') from e
 
   def open_session(prepared: Any, body: Any) -> AnswerSession:
     try:

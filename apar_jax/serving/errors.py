@@ -33,9 +33,24 @@ class APIError(Exception):
                         status_code=self.status, headers=self.headers)
 
 
+_TYPE_TAGS = {'str', 'int', 'float', 'bool', 'list', 'dict', 'none'}
+
+
+def _field_path(loc: tuple) -> list[str]:
+  """The request fields of a pydantic error location, without 'body' and union member tags
+  (`str`, `list[TextPart]`)."""
+  return [str(x) for x in loc if x != 'body' and not (
+      isinstance(x, str) and (x in _TYPE_TAGS or '[' in x or x[:1].isupper()))]
+
+
+def _most_specific(errors: list[dict[str, Any]]) -> dict[str, Any]:
+  """Of a union's complaints, the one that got deepest into the value (what the client meant)."""
+  return max(errors, key=lambda e: len(_field_path(e.get('loc', ()))))
+
+
 def _validation_message(error: dict[str, Any]) -> tuple[str, Optional[str]]:
-  """(message, param) of pydantic's first complaint."""
-  loc = [str(x) for x in error.get('loc', ()) if x != 'body']
+  """(message, param) of one pydantic complaint."""
+  loc = _field_path(error.get('loc', ()))
   param = '.'.join(loc) or None
   if error.get('type') == 'json_invalid':
     return f'the body is not valid JSON: {error.get("ctx", {}).get("error", error["msg"])}', None
@@ -60,7 +75,8 @@ def install(app: fastapi.FastAPI) -> None:
   async def _invalid(request: fastapi.Request, e: RequestValidationError) -> JSONResponse:
     del request
     errors = e.errors()
-    message, param = _validation_message(errors[0]) if errors else ('invalid request', None)
+    message, param = (_validation_message(_most_specific(errors)) if errors
+                      else ('invalid request', None))
     if len(errors) > 1:
       message += f' (and {len(errors) - 1} more problem{"s" if len(errors) > 2 else ""})'
     return APIError(400, message, param, 'invalid_value').response()
