@@ -31,5 +31,8 @@ SERVING_CHUNK_STEPS = flags.DEFINE_integer('serving_chunk_steps', 8,
                                            'bench: decode steps between admissions under load.')
 SERVING_REPEATS = flags.DEFINE_integer('serving_repeats', 2,
                                        'bench: runs of the load per mode, interleaved.')
+SERVING_URLS = flags.DEFINE_list(
+    'serving_urls', [], 'bench: run only the serving load, over HTTP, against these running '
+    'OpenAI-compatible servers (e.g. http://127.0.0.1:8000); see docs/serving.md.')
 ROOFLINE = flags.DEFINE_bool('roofline', True, 'bench: measure memory bandwidth (roofline).')
 TIMELINE = flags.DEFINE_bool('timeline', True, 'bench: record an APAR branch timeline.')

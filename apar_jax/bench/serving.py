@@ -34,7 +34,7 @@ def poisson_arrivals(n: int, rate: float, seed: int) -> list[float]:
   return np.cumsum(gaps).tolist()
 
 
-def _percentiles(values: Sequence[float]) -> dict[str, Optional[float]]:
+def percentiles(values: Sequence[float]) -> dict[str, Optional[float]]:
   return {'p50': percentile(values, 50), 'p90': percentile(values, 90),
           'p99': percentile(values, 99),
           'mean': statistics.fmean(values) if values else None}
@@ -66,7 +66,7 @@ def one_load(engine: Any, requests: Sequence[Request]) -> dict[str, Any]:
           'decode_steps': int(engine.last_stats.get('steps', 0)),
           'forks': sum(results[i].forks for i in done), 'duration_s': duration,
           'throughput_tps': tokens / duration if duration > 0 else None,
-          'latency_s': _percentiles(latency), 'ttft_s': _percentiles(ttft),
+          'latency_s': percentiles(latency), 'ttft_s': percentiles(ttft),
           'peak_kv_pages': int(engine.last_stats.get('peak_kv_pages', 0)), 'timeline': timeline}
 
 

@@ -41,6 +41,10 @@ def settings_from_flags(config: ml_collections.ConfigDict) -> BenchSettings:
 
 
 def run(config: ml_collections.ConfigDict) -> None:
+  if bench_flags.SERVING_URLS.value:  # only the serving load, over HTTP (docs/serving.md)
+    from apar_jax.bench import http_serving
+    http_serving.run(config)
+    return
   from apar_jax.bench.harness import run_bench
   from apar_jax.bench.plots import make_plots
   from apar_jax.bench.report import markdown, write_report
