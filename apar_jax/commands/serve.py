@@ -30,6 +30,7 @@ def run(config: ml_collections.ConfigDict) -> None:
         '(compiling first: GET /health answers 200 when ready)', file=sys.stderr)
   server.worker.start()
   try:
-    uvicorn.run(server.app, host=host, port=port, log_level='info')
+    # Streams still open at Ctrl-C get 10 s to finish; then the worker cancels what is left.
+    uvicorn.run(server.app, host=host, port=port, log_level='info', timeout_graceful_shutdown=10)
   finally:
     server.worker.stop()

@@ -248,7 +248,8 @@ def _event(body: dict[str, Any]) -> str:
 async def _sse(session: AnswerSession, reply: _Reply, include_usage: bool) -> AsyncIterator[str]:
   """The server-sent events of a streamed answer; a client gone mid-answer cancels it."""
   try:
-    yield _event(reply.first_chunk())
+    if reply.chat:  # chat streams open with the assistant's role
+      yield _event(reply.first_chunk())
     try:
       async for item in session.pieces():
         if isinstance(item, Finished):
