@@ -9,7 +9,7 @@ import sys
 
 from absl import app
 
-from apar_jax import cli_flags
+from apar_jax import cli_errors, cli_flags
 from apar_jax.bench import flags as bench_flags  # noqa: F401  (defines the bench command's flags)
 
 COMMANDS = {
@@ -33,18 +33,19 @@ def main(argv: list[str]) -> None:
   module = importlib.import_module(COMMANDS[argv[1]])
   from apar_jax.weights import WeightsError
   from apar_jax import distributed
+  config = cli_errors.loaded_config(cli_flags.CONFIG)
   try:
     distributed.initialize_from_env_or_flags(cli_flags.COORDINATOR_ADDRESS.value,
                                              cli_flags.NUM_PROCESSES.value,
                                              cli_flags.PROCESS_ID.value)
-    module.run(cli_flags.CONFIG.value)
+    module.run(config)
   except (ValueError, FileNotFoundError, WeightsError) as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(2)
 
 
 def run() -> None:
-  app.run(main)
+  app.run(main, flags_parser=cli_errors.parse_flags)
 
 
 if __name__ == '__main__':

@@ -24,7 +24,9 @@ TEMPERATURE = flags.DEFINE_float('temperature', None, '0 = greedy (default: conf
 TOP_P = flags.DEFINE_float('top_p', None, 'Nucleus sampling mass (1.0 = off).')
 TOP_K = flags.DEFINE_integer('top_k', None, 'Top-k sampling (0 = off).')
 SEED = flags.DEFINE_integer('seed', None, 'PRNG seed for sampling (default: config.seed).')
-OUTPUT = flags.DEFINE_string('output', None, 'Write one JSON record per prompt to this .jsonl file.')
+OUTPUT = flags.DEFINE_string('output', None, 'Write one JSON record per prompt to this .jsonl file '
+                             '(its directory must exist; an existing file needs --overwrite).')
+OVERWRITE = flags.DEFINE_bool('overwrite', False, 'Replace an existing --output file.')
 RAW_PROMPT = flags.DEFINE_bool('raw_prompt', False,
                                'Feed the prompt as is, without the chat template.')
 STREAM = flags.DEFINE_bool('stream', True, 'Print the answer as it is generated (single prompt).')

@@ -13,6 +13,7 @@ import sys
 import ml_collections
 
 from apar_jax import cli_flags
+from apar_jax.cli_errors import check_output
 from apar_jax.bench import flags as bench_flags
 from apar_jax.bench.settings import BenchSettings
 
@@ -50,6 +51,7 @@ def run(config: ml_collections.ConfigDict) -> None:
   from apar_jax.bench.report import markdown, write_report
   from apar_jax.runtime import load_runtime
   settings = settings_from_flags(config)
+  check_output(cli_flags.OUTPUT.value, cli_flags.OVERWRITE.value)
   out_dir = cli_flags.OUT_DIR.value or DEFAULT_OUT_DIR
   runtime = load_runtime(config)
   args = sys.argv[2:] if sys.argv[1:2] == ['bench'] else sys.argv[1:]

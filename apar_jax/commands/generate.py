@@ -8,6 +8,7 @@ from typing import Any, Optional
 import ml_collections
 
 from apar_jax import cli_flags
+from apar_jax.cli_errors import check_output
 from apar_jax.commands.prompts import prompt_ids, read_prompts
 from apar_jax.generate import SamplingParams
 from apar_jax.mode_weights import config_for_mode
@@ -74,6 +75,7 @@ def generate_on_engine(runtime: Runtime, mode: str, prompts: list[str], max_new:
 def run(config: ml_collections.ConfigDict) -> None:
   mode = cli_flags.MODE.value
   check_mode(mode)
+  check_output(cli_flags.OUTPUT.value, cli_flags.OVERWRITE.value)
   prompts = read_prompts(cli_flags.PROMPT.value, cli_flags.PROMPTS_FILE.value)
   sampling = sampling_from_flags(config)
   max_new = cli_flags.MAX_NEW_TOKENS.value

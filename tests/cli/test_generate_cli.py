@@ -54,9 +54,28 @@ def test_txt_prompts_and_sampling_are_reproducible(tmp_path):
     (('--prompt=hi', '--mode=nonsense'), 'unknown --mode'),
     (('--prompt=hi', '--max_new_tokens=-3'), 'max_new_tokens'),
     (('--prompt=hi', '--top_p=1.5'), 'top_p'),
+    (('--prompt=hi', '--config=configs/nope.py'), '--config=configs/nope.py: no such file'),
+    (('--prompt=hi', '--config.engine.max_slotz=3'), 'did you mean max_slots'),
+    (('--prompt=hi', '--config.enginex.max_slots=3'), "the config has no field 'enginex'"),
+    (('--prompt=hi', '--config.engine.max_slots=abc'), '--config.engine.max_slots=abc'),
+    (('--prompt=hi', '--output=/nonexistent_dir/out.jsonl'), 'does not exist'),
 ])
 def test_bad_input_exits_with_a_clear_message(args, message):
   proc = run_cli('generate', '--config=configs/tiny.py', *args)
   assert proc.returncode == 2
   assert message in proc.stderr
   assert 'Traceback' not in proc.stderr
+
+
+def test_existing_output_is_refused_before_decoding_unless_overwrite(tmp_path):
+  out = tmp_path / 'out.jsonl'
+  out.write_text('keep me\n')
+  proc = run_cli('generate', '--config=configs/tiny.py', '--prompt=hi', '--max_new_tokens=3',
+                 f'--output={out}')
+  assert proc.returncode == 2 and '--overwrite' in proc.stderr and 'Traceback' not in proc.stderr
+  assert 'tokens/s' not in proc.stderr  # refused before decoding
+  assert out.read_text() == 'keep me\n'
+  proc = run_cli('generate', '--config=configs/tiny.py', '--prompt=hi', '--max_new_tokens=3',
+                 f'--output={out}', '--overwrite')
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert json.loads(out.read_text().splitlines()[0])['prompt'] == 'hi'
