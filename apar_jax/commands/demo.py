@@ -1,42 +1,130 @@
-"""`python -m apar_jax demo`: answer one chat question with the default model and print decode speed."""
+"""`python -m apar_jax demo` (`make demo`): one question answered in AR, APAR, a speculative mode and
+APAR + that drafter, each streamed as it decodes, then a table of what each mode cost.
 
+AR and the speculative mode decode the base model; the APAR modes decode it with the APAR adapter
+merged (`config.weights.apar_adapter`, as `generate --mode=apar` does). Every engine is compiled on a
+throwaway request before its timed answer, so tokens/s is decoding speed (prefill included, compile
+not). `--mode=<drafter>` (lookup, medusa, hidden_transfer) picks the speculative mode; medusa by default.
+"""
+
+import contextlib
+import dataclasses
+import io
 import sys
 import time
+from typing import Any, Callable
 
 import ml_collections
 
+from apar_jax import cli_flags
 from apar_jax.commands.prompts import prompt_ids
-from apar_jax.generate import DenseGenerator, SamplingParams
-from apar_jax.runtime import load_runtime
-from apar_jax.tokenization import IncrementalDecoder
+from apar_jax.engine import DoneEvent, Engine, Request, Result, TokensEvent
+from apar_jax.engine.cli_api import fit_engine_config
+from apar_jax.engine.spec_config import SPEC_MODES, resolve_speculative
+from apar_jax.engine.stable_text import AnswerText
+from apar_jax.mode_weights import config_for_mode, is_apar_mode
+from apar_jax.runtime import Runtime, load_runtime
 
-QUESTION = 'Give me three short tips for staying focused while studying.'
+# A list request the bundled APAR adapter forks on (5 forks); how it does on requests in general:
+# `python -m apar_jax.benchmarks.apar_eval` (docs/benchmarks.md).
+QUESTION = 'Suggest five hobbies that can be done at home.'
+MAX_NEW_TOKENS = 128  # per branch
+APAR_SLOTS = 8  # branch slots of the APAR modes (every slot is a row of every step on a CPU)
+DEFAULT_DRAFTER = 'medusa'
+
+
+@dataclasses.dataclass
+class Answer:
+  mode: str
+  result: Result
+  compile_s: float
+
+
+def drafter_from_flags() -> str:
+  mode = cli_flags.MODE.value
+  if mode in ('ar', 'apar'):
+    return DEFAULT_DRAFTER
+  drafter = mode[len('apar_'):] if mode.startswith('apar_') else mode
+  if drafter not in SPEC_MODES:
+    raise ValueError(f'demo --mode picks the speculative mode: one of {", ".join(SPEC_MODES)}; '
+                     f'got {mode!r}')
+  return drafter
+
+
+def answer(runtime: Runtime, mode: str, ids: list[int],
+           write: Callable[[str], None]) -> Answer:
+  """Compiles `mode`'s engine on a throwaway request, then decodes `ids`, streaming its text."""
+  speculative = resolve_speculative(runtime.config, mode, runtime.params)
+  config = fit_engine_config(runtime.config, [len(ids)], MAX_NEW_TOKENS, mode,
+                             speculative.spec.slack if speculative else 0)
+  if is_apar_mode(mode):
+    config.engine.max_slots = APAR_SLOTS
+  config.engine.max_requests = 1
+  t0 = time.perf_counter()
+  engine = Engine(config, mode, params=runtime.params, tokenizer=runtime.tokenizer,
+                  mesh=runtime.mesh, speculative=speculative)
+  engine.warmup()
+  compile_s = time.perf_counter() - t0
+  ctl = engine.ids
+  text = AnswerText(runtime.tokenizer, ctl.fork, ctl.child, ctl.stop)
+  result = None
+  for event in engine.stream([Request(token_ids=ids, max_new_tokens=MAX_NEW_TOKENS)]):
+    if isinstance(event, TokensEvent):
+      write(text.add(event))
+    elif isinstance(event, DoneEvent):
+      write(text.finish(event.result))
+      result = event.result
+  return Answer(mode, result, compile_s)
+
+
+def table(answers: list[Answer]) -> str:
+  """Markdown: tokens, steps, tokens per step, decode tokens/s and speed-up over AR, forks."""
+  ar = answers[0].result
+  ar_tps = ar.num_generated_tokens / ar.wall_time_s
+  lossless = {a.mode: a.result for a in answers}
+  lines = ['| mode | tokens | decode steps | tokens / step | decode tokens/s | speed-up vs AR | '
+           'forks | same tokens as |', '|---|---:|---:|---:|---:|---:|---:|---|']
+  for a in answers:
+    r = a.result
+    n, steps, tps = r.num_generated_tokens, r.decode_steps, r.num_generated_tokens / r.wall_time_s
+    reference = 'apar' if a.mode.startswith('apar_') else 'ar' if a.mode in SPEC_MODES else None
+    same = '-'
+    if reference in lossless:
+      same = f'{reference}: {"yes" if r.token_ids == lossless[reference].token_ids else "no"}'
+    lines.append(f'| {a.mode} | {n} | {steps} | {n / steps:.2f} | {tps:.1f} | '
+                 f'{tps / ar_tps:.2f}x | {r.forks} | {same} |')
+  return '\n'.join(lines)
 
 
 def run(config: ml_collections.ConfigDict) -> None:
+  drafter = drafter_from_flags()
+  modes = ['ar', 'apar', drafter, f'apar_{drafter}']
   t0 = time.perf_counter()
-  runtime = load_runtime(config)
-  print(f'[demo] loaded {config.name} ({config.model.n_layers} layers, d {config.model.d_model}) in '
-        f'{time.perf_counter() - t0:.1f}s', file=sys.stderr)
-  tok = runtime.tokenizer
+  with contextlib.redirect_stderr(io.StringIO()):  # the weight loaders' progress bars
+    base = load_runtime(config)
+    apar_config = config_for_mode(config, 'apar', announce=False)
+    apar = base if apar_config is config else load_runtime(apar_config)
+  adapter = apar_config.weights.get('adapter', '') or 'none: the base model (it rarely forks)'
+  print(f'[demo] loaded {config.name} ({config.model.n_layers} layers, d {config.model.d_model}) '
+        f'and the APAR adapter ({adapter}) in {time.perf_counter() - t0:.1f}s', file=sys.stderr)
+  tok = base.tokenizer
   ids = prompt_ids(tok, QUESTION, config.tokenizer.chat_template, config.tokenizer.system_prompt,
                    raw=False)
-  generator = DenseGenerator(runtime.model, runtime.params, stop_ids=tok.stop_ids,
-                             banned_ids=(tok.fork_id, tok.child_id), chunk_steps=8)
-  max_new = 160
-  # Warm-up: compile prefill and the decode chunk once, so the figure below is decode speed only.
-  generator.generate([ids], 9, SamplingParams())
-  print(f'User: {QUESTION}\nAssistant: ', end='', flush=True)
-  decoder = IncrementalDecoder(tok)
 
-  def stream(_, new_ids):
-    for t in new_ids:
-      sys.stdout.write(decoder.push(t))
+  def write(piece: str) -> None:
+    sys.stdout.write(piece)
     sys.stdout.flush()
 
-  result = generator.generate([ids], max_new, SamplingParams(), on_tokens=stream)
-  n = len(result['tokens'][0])
-  print()
-  print(f'[demo] {n} tokens; prefill {len(ids)} '
-        f'prompt tokens in {result["prefill_s"] * 1000:.0f} ms; decode '
-        f'{(n - 1) / result["decode_s"]:.1f} tokens/s (batch 1, fp32, greedy)')
+  answers: list[Answer] = []
+  for mode in modes:
+    print(f'\n=== {mode} ===\nUser: {QUESTION}\nAssistant: ', end='', flush=True)
+    answers.append(answer(apar if is_apar_mode(mode) else base, mode, ids, write))
+    r = answers[-1].result
+    print(flush=True)
+    print(f'[demo] {mode}: {r.num_generated_tokens} tokens in {r.decode_steps} steps, '
+          f'{r.num_generated_tokens / r.wall_time_s:.1f} tokens/s (compiled first in '
+          f'{answers[-1].compile_s:.1f}s)', file=sys.stderr, flush=True)
+  print(f'\nBatch 1, fp32, greedy, {MAX_NEW_TOKENS} new tokens per branch; decode tokens/s from the '
+        'request to its last token, compilation excluded. APAR modes decode the APAR fine-tune, '
+        'the others the base model.\n')
+  print(table(answers))

@@ -1,6 +1,6 @@
 """One HTTP request's answer: submitted to the engine worker, read back as text pieces.
 
-`AnswerSession.pieces()` yields the answer's text as it becomes final (see `answer_text`) and ends
+`AnswerSession.pieces()` yields the answer's text as it becomes final (see `engine.stable_text`) and ends
 with a `Finished` holding the engine's `Result`; a stop sequence cancels the request on the engine
 (its pages are freed at the next chunk) and the answer ends before it. `close()` cancels whatever is
 still decoding: called when the client goes away.
@@ -11,7 +11,7 @@ import dataclasses
 from typing import Any, AsyncIterator, Sequence, Union
 
 from apar_jax.engine import DoneEvent, Result, TokensEvent
-from apar_jax.serving.answer_text import AnswerText
+from apar_jax.engine.stable_text import AnswerText
 from apar_jax.serving.worker import EngineFailed, EngineWorker
 
 

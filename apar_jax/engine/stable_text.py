@@ -1,4 +1,5 @@
-"""An answer's text while it decodes: the part of the branch tree that can no longer change.
+"""An answer's text while it decodes: the part of the branch tree that can no longer change
+(streamed by the server and `demo`).
 
 The engine reports each branch's new tokens after every chunk (`TokensEvent`, device order). The
 answer reads in pre-order (`tree_reassembly.reassemble`): a parent's tokens up to a `[Fork]`, the
