@@ -7,6 +7,7 @@ from apar_jax.runtime import Runtime, load_model_params, load_tokenizer_from_con
 from apar_jax.testing.tiny_engine import config_module
 from apar_jax.tokenization import encode_chat
 
+
 def test_every_mode_streams_its_text_and_the_table_reports_it():
   config = config_module('tiny').get_config()
   runtime = Runtime(config, build_model(config.model), load_model_params(config),
