@@ -44,7 +44,6 @@ class ServeSettings:
   mode: str
   chat_template: str
   system_prompt: Optional[str]
-  max_new_tokens: int
   temperature: float
   top_p: float
   top_k: int
@@ -107,7 +106,7 @@ def create_app(worker: EngineWorker, settings: ServeSettings) -> fastapi.FastAPI
                      f'{settings.model_name!r}', 'model', 'model_not_found')
     pick = lambda value, default: default if value is None else value  # noqa: E731
     request = Request(prompt=prompt, token_ids=ids,
-                      max_new_tokens=pick(body.new_tokens(), settings.max_new_tokens),
+                      max_new_tokens=body.new_tokens(),  # None: the engine's default
                       temperature=pick(body.temperature, settings.temperature),
                       top_k=pick(body.top_k, settings.top_k), top_p=pick(body.top_p, settings.top_p),
                       seed=pick(body.seed, settings.seed) % 2**32)

@@ -31,8 +31,7 @@ def settings_from_config(config: ml_collections.ConfigDict, mode: str) -> ServeS
   """The API's names and defaults: those `generate` uses for this config."""
   gen, tok = config.generate, config.tokenizer
   return ServeSettings(model_name=str(config.name), mode=mode, chat_template=tok.chat_template,
-                       system_prompt=tok.system_prompt, max_new_tokens=int(gen.max_new_tokens),
-                       temperature=float(gen.temperature), top_p=float(gen.top_p),
+                       system_prompt=tok.system_prompt, temperature=float(gen.temperature), top_p=float(gen.top_p),
                        top_k=int(gen.top_k), seed=int(config.seed))
 
 

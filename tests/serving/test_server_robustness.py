@@ -77,6 +77,9 @@ def test_unknown_fields_are_ignored_and_wrong_model_is_404(ar_server):
   r = post(ar_server, json.dumps({'messages': MESSAGES, 'max_tokens': 2, 'logit_bias': {},
                                   'frequency_penalty': 0}))
   assert r.status_code == 200
+  r = post(ar_server, json.dumps({'messages': MESSAGES}))  # every sampling field defaulted
+  assert r.status_code == 200
+  assert r.json()['usage']['completion_tokens'] <= tiny_config().generate.max_new_tokens
   r = post(ar_server, json.dumps({'messages': MESSAGES, 'model': 'gpt-4o'}))
   assert r.status_code == 404 and r.json()['error']['code'] == 'model_not_found'
   r = httpx.get(f'{ar_server.url}/v1/nowhere')
