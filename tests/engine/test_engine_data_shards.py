@@ -2,7 +2,8 @@
 heads over tensor): each shard holds its own slots and KV pool on its own devices, requests spread
 over the shards and decode side by side (four times one shard's slots), and the tokens are those of
 one device, for AR, APAR with forks and the speculative modes (prompt lookup, APAR + Medusa, Hidden
-Transfer), a sampled request among greedy ones included; inside a chunk only the loop flags cross
+Transfer), a sampled request among greedy ones included, and a request cancelled mid-answer
+frees its shard's pages; inside a chunk only the loop flags cross
 shards, and the greedy-or-sampled choice stays a real branch. With one shard on a
 tensor-parallel mesh the KV pools' heads are split over tensor.
 
@@ -174,6 +175,36 @@ SCRIPT = textwrap.dedent(r'''
       assert sorts_outside == 0, (mode, sorts_outside)
       print(mode, 'steps', one_stats['steps'], '->', stats['steps'])
     assert forks > 0
+
+    # A request cancelled mid-answer (live feed) on four shards: its shard's pages all come back,
+    # the other requests decode as before.
+    from apar_jax.engine import DoneEvent
+    from apar_jax.engine.request_feed import LiveFeed
+    greedy = [Request(token_ids=p, max_new_tokens=12) for p in PROMPTS]
+    expected = engine('apar', params).generate(greedy)
+    victim = max(range(len(PROMPTS)), key=lambda i: expected[i].forks)
+    many = engine('apar', sharded, mesh)
+    feed = LiveFeed(len(PROMPTS))
+    for i, r in enumerate(greedy):
+      feed.submit(many.prepare(i, r))
+    feed.close()
+    done, chunks = {}, 0
+    for event in many.serve(feed, chunk_steps=2, chunk_events=True):
+      if isinstance(event, DoneEvent):
+        done[event.index] = event
+      elif type(event).__name__ == 'ChunkEvent':
+        chunks += 1
+        if chunks == 2:
+          feed.cancel(victim)
+    assert done[victim].cancelled and expected[victim].decode_steps > 4
+    for i, want in enumerate(expected):
+      if i != victim:
+        assert not done[i].cancelled
+        assert tree_signature(done[i].result.branches) == tree_signature(want.branches), i
+    stats = many.last_stats
+    assert stats['free_pages_end'] == stats['num_pages']
+    assert stats['min_refcount_end'] == 0 == stats['max_refcount_end']
+    print('cancelled on shards', victim, expected[victim].forks)
 
     # One shard on a tensor-parallel mesh (1x1x2): the KV pools' heads are split over tensor.
     config = config_for('apar', (1, 1, 2))
