@@ -22,6 +22,7 @@ def engine_config(**overrides) -> ml_collections.ConfigDict:
       max_depth=1,             # fork levels below the root: 1 = children never fork (as trained)
       fork_copies_per_step=4,  # partial pages copied for new children per step (others wait a step)
       attention_impl='auto',   # 'auto' | 'reference' | 'pallas' | 'pallas_interpret'
+      row_buckets=True,        # forward on a bucket of 1, 2, 4, ... rows holding the live branches
   ))
   engine.update(overrides)
   return engine

@@ -10,6 +10,7 @@ Every request is validated before anything is compiled or run.
 from typing import Any, Iterator, Optional, Sequence
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
@@ -84,7 +85,7 @@ class Engine:
     self.fns: EngineFunctions = compiled_functions(
         ml_collections.FrozenConfigDict(config.model), self.caps, self.ids, apar,
         self.attention_impl, speculative.spec if speculative else None, self.shards,
-        mesh if mesh is not None and mesh.size > 1 else None)
+        mesh if mesh is not None and mesh.size > 1 else None, bool(eng.get('row_buckets', True)))
     self.last_stats: dict[str, int] = {}
     self._state: Optional[EngineState] = None  # kept between calls: the KV pools are reused
     self._running: Optional[Scheduler] = None  # the scheduler of the run in progress
@@ -209,11 +210,15 @@ class Engine:
     return results  # type: ignore[return-value]
 
   def warmup(self) -> None:
-    """Compiles every device function with a throwaway two-token request (and `cancel` on the idle
-    state it leaves, a no-op)."""
+    """Compiles every device function with a throwaway two-token request (then `cancel` and the
+    chunk of every row bucket on the idle state it leaves: no-ops)."""
     self.generate([Request(token_ids=[self.ids.stop[0]] * 2, max_new_tokens=1)])
-    none = np.zeros((self.shards, self.caps.max_requests), bool)
+    none = jnp.zeros((self.shards, self.caps.max_requests), bool)
     self._state = self.fns.cancel(self._state, none)
+    params = self.params if self.speculative is None else (self.params, self.speculative.params)
+    drained = jnp.zeros((self.shards, self.caps.max_slots), bool)  # as the scheduler passes it
+    for rows in self.fns.buckets:  # every row bucket's chunk: zero steps on the idle state
+      self._state = self.fns.run_chunk(params, self._state, drained, jnp.int32(0), rows=rows)
 
   def _result(self, req: PreparedRequest, branches: list[Branch], counters: dict[str, int],
               wall: float) -> Result:

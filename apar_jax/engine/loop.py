@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from apar_jax.engine import data_shards, prefill, spec_state
+from apar_jax.engine import data_shards, prefill, row_buckets, spec_state
 from apar_jax.engine.cancel import cancel_requests
 from apar_jax.engine.spec_config import SpecConfig
 from apar_jax.engine.spec_step import SpecStepConfig, spec_step
@@ -27,24 +27,26 @@ from apar_jax.engine.token_choice import ControlIds
 from apar_jax.model import build_model
 
 
-def step_fn(cfg: StepConfig | SpecStepConfig
+def step_fn(cfg: StepConfig | SpecStepConfig, rows: Optional[int] = None
             ) -> Callable[[Any, EngineState, StepHints], EngineState]:
-  """One shard's decode step (speculative modes: params = (base params, drafter params)). A shard
-  with no unfinished branch is left as it was (its step counter included). `hints`: shared by all
-  shards (`step_hints.loop_flags`)."""
+  """One shard's decode step (speculative modes: params = (base params, drafter params)), its
+  forward on `rows` rows (`row_buckets`; None = every slot). A shard with no unfinished branch is
+  left as it was (its step counter included). `hints`: shared by all shards (`step_hints.loop_flags`)."""
   def step(params: Any, state: EngineState, hints: StepHints) -> EngineState:
     if isinstance(cfg, SpecStepConfig):
-      new = spec_step(params[0], params[1], state, cfg, hints)
+      new = spec_step(params[0], params[1], state, cfg, hints, rows)
     else:
-      new = decode_step(params, state, cfg, hints)
+      new = decode_step(params, state, cfg, hints, rows)
     return new.replace(steps=jnp.where(jnp.any(is_active(state.slots.status)), new.steps,
                                        state.steps))
   return step
 
 
 def run_chunk(params: Any, state: EngineState, drained: jax.Array, num_steps: jax.Array,
-              step: Callable[[Any, EngineState, StepHints], EngineState]) -> EngineState:
-  """Frees the drained slots, then steps while any branch is unfinished, at most `num_steps` times.
+              step: Callable[[Any, EngineState, StepHints], EngineState],
+              rows: Optional[int] = None) -> EngineState:
+  """Frees the drained slots, then steps while any branch is unfinished, at most `num_steps` times,
+  and (with `rows`, the step's row bucket) only while every shard's unfinished branches fit in it.
 
   Works on one shard's state or on the stacked state `[D, ...]` (`step` lifted by
   `data_shards.per_shard`, the hints unbatched): the loop's condition and the step hints look at
@@ -54,6 +56,12 @@ def run_chunk(params: Any, state: EngineState, drained: jax.Array, num_steps: ja
   status = jnp.where(drained & (state.slots.status == DONE), FREE, state.slots.status)
   state = state.replace(slots=state.slots.replace(status=status))
 
+  def flags(st):
+    unfinished, hints = loop_flags(st)
+    if rows is not None:
+      unfinished = unfinished & row_buckets.fits(st, rows)  # a wider bucket: end the chunk
+    return unfinished, hints
+
   def cond(carry):
     _, i, unfinished, _ = carry
     return (i < num_steps) & unfinished
@@ -61,10 +69,9 @@ def run_chunk(params: Any, state: EngineState, drained: jax.Array, num_steps: ja
   def body(carry):
     st, i, _, hints = carry
     st = step(params, st, hints)
-    return (st, i + 1, *loop_flags(st))
+    return (st, i + 1, *flags(st))
 
-  state, *_ = jax.lax.while_loop(cond, body,
-                                 (state, jnp.zeros((), jnp.int32), *loop_flags(state)))
+  state, *_ = jax.lax.while_loop(cond, body, (state, jnp.zeros((), jnp.int32), *flags(state)))
   return state
 
 
@@ -73,7 +80,8 @@ class EngineFunctions:
   """Jitted entry points over the stacked state `[D, ...]` (see `data_shards`); the state argument is
   donated in each. Per-shard host inputs carry a leading `[D]` axis; `active [D]` says which shards
   a call touches (the others keep their state)."""
-  run_chunk: Callable  # (params, state, drained [D, S], num_steps []) -> state
+  run_chunk: Callable  # (params, state, drained [D, S], num_steps [], rows=bucket) -> state
+  buckets: tuple[int, ...]  # the row buckets `rows` may take (`row_buckets`); (S,) = off
   admit: Callable  # (state, active, slot, request, prompt_len, last_token, max_new, temp, top_k,
   #                   top_p, key [D, 2]) -> state   (scalars per shard: [D])
   prefill_chunk: Callable  # (params, state, active [D], slot [D], tokens [D, C], start [D]) -> state
@@ -83,8 +91,10 @@ class EngineFunctions:
   init: Callable  # () -> an empty state, built in place on the mesh
 
   def cache_sizes(self) -> dict[str, int]:
-    """Number of compiled versions of each function (1 each after the first run)."""
-    return {f.name: getattr(self, f.name)._cache_size() for f in dataclasses.fields(self)}
+    """Number of compiled versions of each function: 1 each after the first run, `run_chunk` one
+    per row bucket used (at most `len(buckets)`), `cancel` 0 until a request is cancelled."""
+    return {f.name: getattr(self, f.name)._cache_size() for f in dataclasses.fields(self)
+            if f.name != 'buckets'}
 
 
 def summary_arrays(state: EngineState) -> dict[str, jax.Array]:
@@ -114,7 +124,8 @@ def _only_if(active: jax.Array, new: EngineState, old: EngineState) -> EngineSta
 def compiled_functions(model_cfg: ml_collections.FrozenConfigDict, caps: Capacities,
                        ids: ControlIds, apar: bool, attention_impl: str,
                        spec: Optional[SpecConfig] = None, shards: int = 1,
-                       mesh: Optional[jax.sharding.Mesh] = None) -> EngineFunctions:
+                       mesh: Optional[jax.sharding.Mesh] = None,
+                       row_buckets_on: bool = True) -> EngineFunctions:
   """Builds the jitted functions once per key (several `Engine`s of one config share them).
 
   With `spec` (a speculative mode) every function takes params = (base params, drafter params).
@@ -142,15 +153,21 @@ def compiled_functions(model_cfg: ml_collections.FrozenConfigDict, caps: Capacit
   reset = lambda state: reset_state(state.caches, caps).replace(spec=state.spec)  # noqa: E731
 
   lift = lambda fn, *stacked: data_shards.per_shard(fn, shards, stacked)  # noqa: E731
-  if shards == 1:  # the loop inside the lift: one shard's program, as without shards
-    run = lift(functools.partial(run_chunk, step=step_fn(step_cfg)), False, True, True, False)
-  else:  # the loop outside: one trip count and one set of step hints for every shard
-    run = functools.partial(run_chunk, step=lift(step_fn(step_cfg), False, True, False))
+
+  def run(params, state, drained, num_steps, rows=None):  # rows: static, one compile per bucket
+    rows = None if rows is None or rows >= caps.max_slots else int(rows)
+    step = step_fn(step_cfg, rows)
+    if shards == 1:  # the loop inside the lift: one shard's program, as without shards
+      return lift(functools.partial(run_chunk, step=step, rows=rows), False, True, True, False)(
+          params, state, drained, num_steps)
+    # the loop outside: one trip count and one set of step hints for every shard
+    return run_chunk(params, state, drained, num_steps, lift(step, False, True, False), rows)
   empty = lambda: data_shards.empty_state(caps, model_cfg, spec, shards)  # noqa: E731
   placed = data_shards.state_shardings(jax.eval_shape(empty), mesh, shards)
   jit = lambda fn, donate: jax.jit(fn, donate_argnums=donate, out_shardings=placed)  # noqa: E731
   return EngineFunctions(
-      run_chunk=jit(run, (1,)),
+      run_chunk=jax.jit(run, donate_argnums=(1,), static_argnames=('rows',), out_shardings=placed),
+      buckets=row_buckets.buckets(caps.max_slots) if row_buckets_on else (caps.max_slots,),
       admit=jit(lift(adm, *(True,) * 11), (0,)),
       prefill_chunk=jit(lift(pre, False, True, True, True, True, True), (1,)),
       reset=jit(lift(reset, True), (0,)),

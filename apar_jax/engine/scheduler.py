@@ -5,7 +5,9 @@ drains finished branches, completes requests whose branches have all ended, and 
 requests into free slots when the free pages cover every live branch's reserve plus the newcomer's
 worst case. No device->host transfer happens inside a chunk. A request is not admitted before its
 `arrival_s` (serving benchmarks); an idle engine waits on its feed (`request_feed`) until the next
-arrival. Cancelled requests have their branches ended between chunks (`cancel`). With several data
+arrival. Cancelled requests have their branches ended between chunks (`cancel`). Each chunk runs
+on the smallest row bucket that holds every shard's unfinished branches (`row_buckets`); a fork that
+needs a wider one ends the chunk early. With several data
 shards (`data_shards`) each request goes to one shard; one admission round admits at most one request
 per shard, and prefills them side by side.
 """
@@ -18,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from apar_jax.engine import row_buckets
 from apar_jax.engine.loop import EngineFunctions
 from apar_jax.engine.request_feed import RequestFeed
 from apar_jax.engine.requests import (ChunkEvent, DoneEvent, PreparedRequest, Result,
@@ -137,6 +140,7 @@ class Scheduler:
     free_slots = [list(range(caps.max_slots)) for _ in range(d)]  # local indices per shard
     free_reqs = [list(range(caps.max_requests)) for _ in range(d)]
     avail = np.full((d,), caps.num_pages)
+    active = np.zeros((d,), int)  # unfinished branches per shard: the next chunk's row bucket
     flight: dict[int, _InFlight] = {}  # by global request index
     drained = np.zeros((d * caps.max_slots,), bool)
     t0 = time.perf_counter()
@@ -158,6 +162,7 @@ class Scheduler:
           picks[shard] = (req, slot, r)
           drained[shard * caps.max_slots + slot] = False
           avail[shard] -= need
+          active[shard] += 1
           flight[shard * caps.max_requests + r] = _InFlight(req)
         if not picks:
           break
@@ -175,9 +180,12 @@ class Scheduler:
       # input (it goes through np.asarray), and the transfer / the asynchronously dispatched chunk
       # may read the buffer after this call returns, so resetting `drained` below raced with it
       # (finished slots left undrained: a KeyError in `_drain`; seen under load).
+      rows = row_buckets.bucket_for(int(active.max()), caps.max_slots)
+      if rows not in self.fns.buckets:
+        rows = caps.max_slots
       self.state = self.fns.run_chunk(self.params, self.state,
                                       jnp.asarray(drained.reshape(d, caps.max_slots).copy()),
-                                      jnp.int32(self.chunk_steps))
+                                      jnp.int32(self.chunk_steps), rows=rows)
       drained[:] = False
       summary = self._last = read_summary(self.fns, self.state, caps)
       self.stats['chunks'] += 1
@@ -200,6 +208,7 @@ class Scheduler:
       free_slots = [[int(g) % caps.max_slots for g in reusable if g // caps.max_slots == s]
                     for s in range(d)]
       avail = available_pages(summary, caps)
+      active = np.asarray(is_active(summary['status'])).reshape(d, caps.max_slots).sum(axis=1)
 
   def _cancel(self, indices: set[int], flight: dict[int, _InFlight]) -> None:
     """Ends the branches of the admitted requests whose `index` is in `indices` (one device call;

@@ -18,7 +18,7 @@ from typing import Any, Optional
 import jax
 import jax.numpy as jnp
 
-from apar_jax.engine import fork, page_allocator, spec_state
+from apar_jax.engine import fork, page_allocator, row_buckets, spec_state
 from apar_jax.engine.spec_config import SpecConfig
 from apar_jax.engine.state import DONE, LIVE, EngineState, PagePool, Slots, pages_for
 from apar_jax.engine.step import StepConfig, record_stats, stamp_steps
@@ -188,8 +188,9 @@ def next_draft(params: Any, dparams: Any, ss: spec_state.SpecSlots, acc: Accepta
 
 
 def spec_step(params: Any, dparams: Any, state: EngineState, cfg: SpecStepConfig,
-              hints: Optional[StepHints] = None) -> EngineState:
-  """One verification step of every LIVE slot (`hints`: shared by all data shards)."""
+              hints: Optional[StepHints] = None, rows: Optional[int] = None) -> EngineState:
+  """One verification step of every LIVE slot (`hints`: shared by all data shards); the
+  verification forward runs on a bucket of `rows` rows holding the LIVE slots (None = all S)."""
   base, spec = cfg.base, cfg.spec
   caps = base.caps
   if base.apar:
@@ -199,7 +200,9 @@ def spec_step(params: Any, dparams: Any, state: EngineState, cfg: SpecStepConfig
                             caps.sink)
   state = state.replace(pool=pool, slots=slots)
   cand = spec.tree.candidates(slots.last_token, spec_state.current_draft(state.spec, slots, spec))
-  logits, hidden, pseudo, caches = verify_forward(params, dparams, state, cand, live, cfg)
+  logits, hidden, pseudo, caches = row_buckets.on_live_rows(
+      lambda st, lv, c: verify_forward(params, dparams, st, c, lv, cfg), state, live,
+      caps.max_slots if rows is None else rows, cand)
   state = state.replace(caches=caches)
   if base.apar:
     state = fork.spawn(state, caps)

@@ -1,4 +1,5 @@
-"""One decode step over all S slots (Q = 1): grow pages, forward, spawn, choose, fork, emit, finish.
+"""One decode step over all S slots (Q = 1): grow pages, forward (on the live rows only, see
+`row_buckets`), spawn, choose, fork, emit, finish.
 
 Every LIVE slot feeds `last_token` at position `length`; the block's K/V go into the slot's pages
 and attention reads them through `PagedSpec` (branch-local: a slot reads only its own page table).
@@ -12,7 +13,7 @@ from typing import Any, Optional
 import jax
 import jax.numpy as jnp
 
-from apar_jax.engine import fork, page_allocator
+from apar_jax.engine import fork, page_allocator, row_buckets
 from apar_jax.engine.state import DONE, LIVE, Capacities, EngineState, Requests, Slots
 from apar_jax.engine.step_hints import StepHints, refine_if
 from apar_jax.engine.token_choice import ControlIds, ban_column, choose
@@ -114,15 +115,18 @@ def record_stats(state: EngineState, live: jax.Array, cfg: StepConfig) -> Engine
 
 
 def decode_step(params: Any, state: EngineState, cfg: StepConfig,
-                hints: Optional[StepHints] = None) -> EngineState:
-  """One step of every LIVE slot (`hints`: shared by all data shards, see `step_hints`)."""
+                hints: Optional[StepHints] = None, rows: Optional[int] = None) -> EngineState:
+  """One step of every LIVE slot (`hints`: shared by all data shards, see `step_hints`); the
+  forward runs on a bucket of `rows` rows holding the LIVE slots (`row_buckets`; None = all S)."""
   if cfg.apar:
     state = fork.copy_on_write(state, cfg.caps)
   live = state.slots.status == LIVE  # [S] slots that decode now (children spawned below wait)
   pool, slots = page_allocator.grow(state.pool, state.slots, live, cfg.caps.page_size,
                                     cfg.caps.sink)
   state = state.replace(pool=pool, slots=slots)
-  logits, caches = forward(params, state, live, cfg)
+  logits, caches = row_buckets.on_live_rows(
+      lambda st, lv: forward(params, st, lv, cfg), state, live,
+      cfg.caps.max_slots if rows is None else rows)
   state = state.replace(caches=caches)
   if cfg.apar:
     state = fork.spawn(state, cfg.caps)

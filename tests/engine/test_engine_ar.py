@@ -77,8 +77,10 @@ def test_one_compile_per_config_and_mode(tiny, forky_params):
     engine.generate([Request(token_ids=p, max_new_tokens=n)
                      for p, n in zip(batch, (4, 9, 16, 2, 7))])
   engine.generate([Request(token_ids=PROMPTS[2], max_new_tokens=5, temperature=0.5, top_p=0.5)])
-  assert engine.fns.cache_sizes() == {'run_chunk': 1, 'admit': 1, 'prefill_chunk': 1, 'reset': 1,
-                                      'cancel': 0, 'summary': 1, 'init': 1}  # nothing cancelled
+  sizes = engine.fns.cache_sizes()
+  assert 1 <= sizes.pop('run_chunk') <= len(engine.fns.buckets)  # one per row bucket used
+  assert sizes == {'admit': 1, 'prefill_chunk': 1, 'reset': 1, 'cancel': 0, 'summary': 1,
+                   'init': 1}  # nothing cancelled
   again = Engine(config, 'ar', params=forky_params, control_ids=IDS)
   assert again.fns is engine.fns  # same (config, capacities, mode): nothing new to compile
 

@@ -93,6 +93,7 @@ def test_greedy_speculative_equals_ar_on_50_prompts(tiny, ar_results, mode):
   engine.generate([Request(token_ids=[3, 4, 5], max_new_tokens=4)])
   compiled = engine.fns.cache_sizes()
   assert compiled.pop('cancel') == 0  # nothing was cancelled
+  assert 1 <= compiled.pop('run_chunk') <= len(engine.fns.buckets)  # one per row bucket used
   assert set(compiled.values()) == {1}
 
 

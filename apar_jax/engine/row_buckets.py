@@ -1,0 +1,70 @@
+"""Live-width buckets: the model forward runs on as many rows as there are live branches, not on
+every slot.
+
+A step's forward (the costly part: the LM head alone is a [rows, d] x [d, V] matmul) gathers the
+LIVE slots into a static bucket of `rows` rows, runs on those, and scatters its outputs back to the
+`[S, ...]` layout the rest of the step (token choice, forks, page bookkeeping: all cheap) works on.
+Buckets are powers of two up to S; each is one compile of the chunk. The chunk loop stops before a
+step whose unfinished branches (LIVE, PENDING or COPYING) outnumber its bucket (a fork that needs a
+wider one ends the chunk early), and the host picks the next chunk's bucket from the live count.
+"""
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+
+from apar_jax.engine.state import EngineState, Slots, is_active
+
+
+def buckets(max_slots: int) -> tuple[int, ...]:
+  """The row buckets of an engine with `max_slots` slots: 1, 2, 4, ... and `max_slots` itself."""
+  out, b = [], 1
+  while b < max_slots:
+    out.append(b)
+    b *= 2
+  return tuple(out) + (max_slots,)
+
+
+def bucket_for(active: int, max_slots: int) -> int:
+  """The smallest bucket holding `active` rows (at least 1)."""
+  return next(b for b in buckets(max_slots) if b >= max(active, 1))
+
+
+def fits(state: EngineState, rows: int) -> jax.Array:
+  """[] bool: every shard's unfinished branches fit in `rows` (one shard's state or `[D, ...]`)."""
+  active = jnp.sum(is_active(state.slots.status).astype(jnp.int32), axis=-1)
+  return jnp.max(active) <= rows
+
+
+def live_rows(live: jax.Array, rows: int) -> jax.Array:
+  """[rows] int32: the LIVE slots in slot order, padded with S (no slot). Callers guarantee that at
+  most `rows` slots are live (`fits`)."""
+  s = live.shape[0]
+  return jnp.nonzero(live, size=rows, fill_value=s)[0].astype(jnp.int32)
+
+
+def take(slots: Slots, idx: jax.Array) -> Slots:
+  """The slots `idx [rows]` (padding rows read slot S - 1: their writes are masked off)."""
+  s = slots.status.shape[0]
+  return jax.tree.map(lambda x: x[jnp.clip(idx, 0, s - 1)], slots)
+
+
+def put(x: jax.Array, idx: jax.Array, s: int) -> jax.Array:
+  """`x [rows, ...]` scattered to `[s, ...]` at `idx` (padding rows dropped; other rows zero)."""
+  return jnp.zeros((s,) + x.shape[1:], x.dtype).at[idx].set(x, mode='drop')
+
+
+def on_live_rows(fn: Callable[..., tuple], state: EngineState, live: jax.Array, rows: int,
+                 *row_args: jax.Array) -> tuple:
+  """Runs `fn(state_with_rows, live_rows, *row_args_rows) -> (*outputs [rows, ...], caches)` on the
+  live rows and returns `(*outputs [S, ...], caches)`. With `rows == S` it runs on every slot, as
+  the step did before buckets. Outputs that are None stay None."""
+  s = live.shape[0]
+  if rows >= s:
+    return fn(state, live, *row_args)
+  idx = live_rows(live, rows)
+  sub = state.replace(slots=take(state.slots, idx))
+  *outputs, caches = fn(sub, (idx < s) & live[jnp.clip(idx, 0, s - 1)],
+                        *(a[jnp.clip(idx, 0, s - 1)] for a in row_args))
+  return (*(None if o is None else put(o, idx, s) for o in outputs), caches)
