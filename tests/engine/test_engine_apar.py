@@ -29,7 +29,8 @@ def _check_pages(engine):
 @pytest.mark.parametrize('max_depth, copies', [(1, 4), (2, 1)])
 def test_apar_equals_slow_reference(forky_params, max_depth, copies):
   # copies=1: children forked in the same step wait their turn for the partial-page copy.
-  engine = _engine(forky_params, max_depth=max_depth, fork_copies_per_step=copies, **AMPLE)
+  engine = _engine(forky_params, max_depth=max_depth, fork_copies_per_step=copies, row_buckets=True,
+                   **AMPLE)
   results = engine.generate([Request(token_ids=p, max_new_tokens=NEW) for p in PROMPTS])
   cfg = engine.config
   total_forks = 0

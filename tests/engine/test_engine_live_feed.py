@@ -61,7 +61,7 @@ def test_cancel_frees_pages_and_spares_the_others(forky_params, mode, after):
   # One step per chunk: cancelling after 1, 2, 3, 5 steps catches the forking request's children
   # PENDING, COPYING and LIVE in turn (fork_copies_per_step=1 makes them queue for the copy).
   engine = _engine(forky_params, mode, chunk_steps=1, fork_copies_per_step=1, max_slots=32,
-                   num_pages=400)
+                   num_pages=400, row_buckets=True)
   want = engine.generate([Request(token_ids=p, max_new_tokens=NEW) for p in PROMPTS])
   victim = max(range(len(PROMPTS)), key=lambda i: want[i].forks)
   assert want[victim].forks >= 2

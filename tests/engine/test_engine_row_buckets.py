@@ -31,7 +31,7 @@ def test_bucket_sizes():
 def test_buckets_give_the_answers_of_every_slot_as_a_row(forky_params, mode):
   plain = _engine(forky_params, mode, row_buckets=False, **CAPS)
   assert plain.fns.buckets == (CAPS['max_slots'],)
-  bucketed = _engine(forky_params, mode, **CAPS)
+  bucketed = _engine(forky_params, mode, row_buckets=True, **CAPS)
   assert bucketed.fns.buckets == (1, 2, 4, 8, 16)
   for batch in ([PROMPTS[0]], PROMPTS):  # one request: its branches alone pick the bucket
     want = plain.generate([Request(token_ids=p, max_new_tokens=NEW) for p in batch])
@@ -51,7 +51,7 @@ def test_buckets_give_the_answers_of_every_slot_as_a_row(forky_params, mode):
 
 
 def test_warmup_compiles_every_bucket(forky_params):
-  engine = _engine(forky_params, 'apar', **dict(CAPS, chunk_steps=5))
+  engine = _engine(forky_params, 'apar', row_buckets=True, **dict(CAPS, chunk_steps=5))
   engine.warmup()
   assert engine.fns.cache_sizes()['run_chunk'] == len(engine.fns.buckets)
   engine.generate([Request(token_ids=p, max_new_tokens=NEW) for p in PROMPTS])

@@ -14,8 +14,11 @@ from apar_jax.tokenization import encode_chat
 PROMPTS = ['Hello there', 'List three fruits.', 'How do I bake bread?', 'Name a colour.']
 
 
-def tiny_config():
-  return config_module('tiny').get_config()
+def tiny_config(row_buckets: bool = False):
+  """configs/tiny.py; row buckets off unless asked for (one chunk compile per server)."""
+  config = config_module('tiny').get_config()
+  config.engine.row_buckets = row_buckets
+  return config
 
 
 def chat_ids(tokenizer, config, prompt: str) -> list[int]:
@@ -26,7 +29,7 @@ def chat_ids(tokenizer, config, prompt: str) -> list[int]:
 
 def tiny_runtime() -> Runtime:
   """configs/tiny.py loaded as `generate` loads it."""
-  config = tiny_config()
+  config = tiny_config(row_buckets=True)
   return Runtime(config, build_model(config.model), load_model_params(config),
                  load_tokenizer_from_config(config), None)
 
@@ -35,7 +38,7 @@ def forky_runtime() -> Runtime:
   """configs/tiny.py with `[Fork]` and EOS made likely after some of the tokens its random model
   writes (the head column of each points along those tokens' embeddings): APAR answers fork 1-7
   times on PROMPTS within 24 tokens per branch."""
-  config = tiny_config()
+  config = tiny_config(row_buckets=True)  # the APAR server runs with buckets, as deployed
   tokenizer = load_tokenizer_from_config(config)
   params = jax.tree.map(np.asarray, load_model_params(config))
   # The first distinct tokens the unmodified model writes on PROMPTS (greedy): the triggers.
