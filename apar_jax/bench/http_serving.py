@@ -160,13 +160,6 @@ def run(config: ml_collections.ConfigDict) -> None:
   print(f'[http_serving] wrote {path}', file=sys.stderr)
 
 
-def main(argv: list[str]) -> None:
-  if len(argv) > 1:
-    from absl import app
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  run(cli_flags.CONFIG.value)
-
-
 if __name__ == '__main__':
-  from absl import app
-  app.run(main)
+  from apar_jax.commands.standalone import run_standalone
+  run_standalone(run)
