@@ -136,6 +136,7 @@ class EngineWorker:
     except BaseException as e:  # noqa: BLE001  (reported to every waiting client, then logged)
       self.failure = f'the engine failed: {type(e).__name__}: {e}'
       traceback.print_exc(file=sys.stderr)
+      self.feed.close()  # later submissions are refused (503), not left waiting
       with self._lock:
         sessions, self._sessions = list(self._sessions.values()), {}
       for s in sessions:
