@@ -205,3 +205,29 @@ def test_requests_before_the_engine_compiled_get_503():
   finally:
     compiled.set()
     server.stop()
+
+
+def test_an_engine_failure_answers_500_then_503_and_health_says_failed():
+  from apar_jax.serving.launch import ServerThread, build_server
+  server = ServerThread(build_server(tiny_config(), 'ar'))
+  engine = server.worker.engine
+
+  def broken(feed, **kwargs):  # the engine dies once a request arrives (a lost device, say)
+    del kwargs
+    feed.wait(0.0)
+    raise RuntimeError('device lost')
+    yield  # noqa: unreachable (a generator, as Engine.serve)
+
+  engine.serve = broken
+  server.start()
+  try:
+    assert server.worker.wait_ready(300) is True
+    r = post(server, json.dumps({'messages': MESSAGES, 'max_tokens': 2}))
+    assert r.status_code == 500 and r.json()['error']['code'] == 'engine_failed'
+    assert 'device lost' in r.json()['error']['message']
+    health = httpx.get(f'{server.url}/health')
+    assert health.status_code == 503 and health.json()['status'] == 'failed'
+    again = post(server, json.dumps({'messages': MESSAGES, 'max_tokens': 2}))
+    assert again.status_code == 503 and 'device lost' in again.json()['error']['message']
+  finally:
+    server.stop()
