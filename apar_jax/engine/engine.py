@@ -12,7 +12,6 @@ from typing import Any, Iterator, Optional, Sequence
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 
 from apar_jax.engine import data_shards
 from apar_jax.engine.loop import EngineFunctions, compiled_functions

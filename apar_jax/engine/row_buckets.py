@@ -26,9 +26,9 @@ def buckets(max_slots: int) -> tuple[int, ...]:
   return tuple(out) + (max_slots,)
 
 
-def bucket_for(active: int, max_slots: int) -> int:
-  """The smallest bucket holding `active` rows (at least 1)."""
-  return next(b for b in buckets(max_slots) if b >= max(active, 1))
+def bucket_for(active: int, sizes: tuple[int, ...]) -> int:
+  """The smallest of the bucket `sizes` (ascending, the last = every slot) holding `active` rows."""
+  return next((b for b in sizes if b >= active), sizes[-1])
 
 
 def fits(state: EngineState, rows: int) -> jax.Array:
@@ -45,9 +45,8 @@ def live_rows(live: jax.Array, rows: int) -> jax.Array:
 
 
 def take(slots: Slots, idx: jax.Array) -> Slots:
-  """The slots `idx [rows]` (padding rows read slot S - 1: their writes are masked off)."""
-  s = slots.status.shape[0]
-  return jax.tree.map(lambda x: x[jnp.clip(idx, 0, s - 1)], slots)
+  """The slots `idx [rows]` (in range: padding rows clipped to slot S - 1, their writes masked)."""
+  return jax.tree.map(lambda x: x[idx], slots)
 
 
 def put(x: jax.Array, idx: jax.Array, s: int) -> jax.Array:
@@ -64,7 +63,7 @@ def on_live_rows(fn: Callable[..., tuple], state: EngineState, live: jax.Array, 
   if rows >= s:
     return fn(state, live, *row_args)
   idx = live_rows(live, rows)
-  sub = state.replace(slots=take(state.slots, idx))
-  *outputs, caches = fn(sub, (idx < s) & live[jnp.clip(idx, 0, s - 1)],
-                        *(a[jnp.clip(idx, 0, s - 1)] for a in row_args))
+  safe = jnp.clip(idx, 0, s - 1)  # padding rows read slot S - 1 and write nothing
+  sub = state.replace(slots=take(state.slots, safe))
+  *outputs, caches = fn(sub, (idx < s) & live[safe], *(a[safe] for a in row_args))
   return (*(None if o is None else put(o, idx, s) for o in outputs), caches)

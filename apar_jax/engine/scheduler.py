@@ -176,13 +176,11 @@ class Scheduler:
                              'capacity checks should have refused it')
         feed.wait(clock())
         continue
+      rows = row_buckets.bucket_for(int(active.max()), self.fns.buckets)
       # A host copy that nobody mutates: `jnp.array(x, copy=True)` makes no host copy of a numpy
       # input (it goes through np.asarray), and the transfer / the asynchronously dispatched chunk
       # may read the buffer after this call returns, so resetting `drained` below raced with it
       # (finished slots left undrained: a KeyError in `_drain`; seen under load).
-      rows = row_buckets.bucket_for(int(active.max()), caps.max_slots)
-      if rows not in self.fns.buckets:
-        rows = caps.max_slots
       self.state = self.fns.run_chunk(self.params, self.state,
                                       jnp.asarray(drained.reshape(d, caps.max_slots).copy()),
                                       jnp.int32(self.chunk_steps), rows=rows)

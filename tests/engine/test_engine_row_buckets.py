@@ -24,7 +24,9 @@ def _engine(params, mode, **caps):
 
 def test_bucket_sizes():
   assert buckets(1) == (1,) and buckets(8) == (1, 2, 4, 8) and buckets(12) == (1, 2, 4, 8, 12)
-  assert [bucket_for(n, 12) for n in (0, 1, 2, 3, 5, 8, 9, 12)] == [1, 1, 2, 4, 8, 8, 12, 12]
+  got = [bucket_for(n, buckets(12)) for n in (0, 1, 2, 3, 5, 8, 9, 12)]
+  assert got == [1, 1, 2, 4, 8, 8, 12, 12]
+  assert bucket_for(5, (16,)) == 16  # buckets off: every slot
 
 
 @pytest.mark.parametrize('mode', ['ar', 'apar', 'lookup', 'apar_lookup', 'apar_medusa'])
