@@ -29,6 +29,7 @@ from apar_jax.bench.engines import sized_config
 from apar_jax.bench.http_load import http_load
 from apar_jax.bench.prompts import load_prompts
 from apar_jax.bench.serving import one_load, poisson_arrivals
+from apar_jax.commands.prompts import prompt_ids
 from apar_jax.engine import Request
 
 DEFAULT_MAX_NEW_TOKENS = 48
@@ -62,7 +63,7 @@ def _server_label(url: str) -> str:
     return url
 
 
-def load_plan(max_new: int) -> tuple[list[str], list[float]]:
+def load_plan() -> tuple[list[str], list[float]]:
   """The bench's serving requests: its prompts in turn, Poisson arrivals from --seed."""
   f = bench_flags
   prompts = [p.prompt for p in load_prompts(cli_flags.PROMPTS_FILE.value)]
@@ -73,7 +74,7 @@ def load_plan(max_new: int) -> tuple[list[str], list[float]]:
 
 def run_against_urls(urls: Sequence[str], max_new: int) -> dict[str, Any]:
   """Only the HTTP load, against running servers; {label: median figures}."""
-  prompts, arrivals = load_plan(max_new)
+  prompts, arrivals = load_plan()
   rows: dict[str, Any] = {}
   for url in urls:
     runs = [_flat(asyncio.run(http_load(url, prompts, arrivals, max_tokens=max_new)))
@@ -88,20 +89,17 @@ def run_side_by_side(config: ml_collections.ConfigDict, modes: Sequence[str],
   from apar_jax.mode_weights import config_for_mode
   from apar_jax.runtime import load_runtime
   from apar_jax.serving.launch import ServerThread, build_server
-  from apar_jax.tokenization import encode_chat
   f = bench_flags
-  prompts, arrivals = load_plan(max_new)
+  prompts, arrivals = load_plan()
   rows: dict[str, Any] = {}
   for mode in modes:
     runtime = load_runtime(config_for_mode(config, mode))
     tok, tcfg = runtime.tokenizer, runtime.config.tokenizer
-    ids = [encode_chat(tok, [{'role': 'user', 'content': p}], tcfg.chat_template,
-                       system_prompt=tcfg.system_prompt) for p in prompts]
+    ids = [prompt_ids(tok, p, tcfg.chat_template, tcfg.system_prompt, raw=False) for p in prompts]
     sized = sized_config(runtime.config, max_prompt_len=max(map(len, ids)), max_new_tokens=max_new,
                          slots=f.SERVING_SLOTS.value, requests=f.SERVING_SLOTS.value,
                          num_pages=f.SERVING_PAGE_BUDGET.value,
                          chunk_steps=f.SERVING_CHUNK_STEPS.value)
-    runtime = runtime.__class__(sized, runtime.model, runtime.params, tok, runtime.mesh)
     server = build_server(sized, mode, runtime=runtime, max_waiting=len(prompts))
     engine = server.worker.engine
     engine.warmup()
@@ -128,13 +126,14 @@ def run_side_by_side(config: ml_collections.ConfigDict, modes: Sequence[str],
   return rows
 
 
-def markdown(rows: dict[str, Any], baseline: Optional[str]) -> str:
+def markdown(rows: dict[str, Any]) -> str:
+  """One row per load; the ratio is against the first row of the same path (in process / HTTP)."""
   lines = ['| load | tokens/s | vs first (same path) | p50 s | p90 s | p99 s | TTFT p50 s | '
            'TTFT p90 s | tokens | forks |', '|---|---|---|---|---|---|---|---|---|---|']
   fmt = lambda v, d=2: '-' if v is None else f'{v:.{d}f}'  # noqa: E731
   for name, r in rows.items():
     path = name.rsplit(' (', 1)[-1]
-    base = next((v for k, v in rows.items() if k.endswith(path)), None) if baseline else None
+    base = next(v for k, v in rows.items() if k.endswith(path))
     ratio = (r['throughput_tps'] / base['throughput_tps']
              if base and base['throughput_tps'] and r['throughput_tps'] else None)
     lines.append(f'| {name} | {fmt(r["throughput_tps"], 1)} | {fmt(ratio)} | '
@@ -156,7 +155,7 @@ def run(config: ml_collections.ConfigDict) -> None:
   path = os.path.join(out_dir, 'http_serving.json')
   with open(path, 'w', encoding='utf-8') as fh:
     json.dump({'command': ' '.join(sys.argv), 'rows': rows}, fh, indent=1)
-  print(markdown(rows, baseline='first'))
+  print(markdown(rows))
   print(f'[http_serving] wrote {path}', file=sys.stderr)
 
 

@@ -12,15 +12,15 @@ import dataclasses
 import io
 import sys
 import time
-from typing import Any, Callable
+from typing import Callable
 
 import ml_collections
 
 from apar_jax import cli_flags
 from apar_jax.commands.prompts import prompt_ids
-from apar_jax.engine import DoneEvent, Engine, Request, Result, TokensEvent
-from apar_jax.engine.cli_api import fit_engine_config
-from apar_jax.engine.spec_config import SPEC_MODES, resolve_speculative
+from apar_jax.engine import DoneEvent, Request, Result, TokensEvent
+from apar_jax.engine.cli_api import sized_engine
+from apar_jax.engine.spec_config import SPEC_MODES
 from apar_jax.engine.stable_text import AnswerText
 from apar_jax.mode_weights import config_for_mode, is_apar_mode
 from apar_jax.runtime import Runtime, load_runtime
@@ -54,15 +54,9 @@ def drafter_from_flags() -> str:
 def answer(runtime: Runtime, mode: str, ids: list[int],
            write: Callable[[str], None]) -> Answer:
   """Compiles `mode`'s engine on a throwaway request, then decodes `ids`, streaming its text."""
-  speculative = resolve_speculative(runtime.config, mode, runtime.params)
-  config = fit_engine_config(runtime.config, [len(ids)], MAX_NEW_TOKENS, mode,
-                             speculative.spec.slack if speculative else 0)
-  if is_apar_mode(mode):
-    config.engine.max_slots = APAR_SLOTS
-  config.engine.max_requests = 1
   t0 = time.perf_counter()
-  engine = Engine(config, mode, params=runtime.params, tokenizer=runtime.tokenizer,
-                  mesh=runtime.mesh, speculative=speculative)
+  slots = {'max_slots': APAR_SLOTS} if is_apar_mode(mode) else {}
+  engine = sized_engine(runtime, mode, [len(ids)], MAX_NEW_TOKENS, max_requests=1, **slots)
   engine.warmup()
   compile_s = time.perf_counter() - t0
   ctl = engine.ids

@@ -49,6 +49,18 @@ def fit_engine_config(config: ml_collections.ConfigDict, prompt_lengths: Sequenc
   return config
 
 
+def sized_engine(runtime: Any, mode: str, prompt_lengths: Sequence[int], max_new_tokens: int,
+                 **engine_overrides: Any) -> Engine:
+  """An engine of `mode` over the runtime's weights, sized for these prompts (`fit_engine_config`,
+  the drafter's verification window included), `engine_overrides` applied last."""
+  speculative = resolve_speculative(runtime.config, mode, runtime.params)
+  slack = speculative.spec.slack if speculative else 0
+  config = fit_engine_config(runtime.config, prompt_lengths, max_new_tokens, mode, slack)
+  config.engine.update(engine_overrides)
+  return Engine(config, mode, params=runtime.params, tokenizer=runtime.tokenizer,
+                mesh=runtime.mesh, speculative=speculative)
+
+
 def generate_records(runtime: Any, mode: str, prompts: Sequence[str],
                      prompt_ids: Sequence[Sequence[int]], *, max_new_tokens: int,
                      temperature: float = 0.0, top_k: int = 0, top_p: float = 1.0, seed: int = 0,
@@ -59,12 +71,7 @@ def generate_records(runtime: Any, mode: str, prompts: Sequence[str],
   With `warmup`, the engine compiles on a throwaway request first, so `wall_time_s` is decoding time.
   With `progress`, a bar of finished requests goes to stderr (process 0 of a multi-process job).
   """
-  speculative = resolve_speculative(runtime.config, mode, runtime.params)
-  slack = speculative.spec.slack if speculative else 0
-  config = fit_engine_config(runtime.config, [len(i) for i in prompt_ids], max_new_tokens,
-                             mode, slack)
-  engine = Engine(config, mode, params=runtime.params, tokenizer=runtime.tokenizer,
-                  mesh=runtime.mesh, speculative=speculative)
+  engine = sized_engine(runtime, mode, [len(i) for i in prompt_ids], max_new_tokens)
   if warmup:
     engine.warmup()
   requests = [Request(prompt=p, token_ids=ids, max_new_tokens=max_new_tokens,

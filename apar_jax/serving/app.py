@@ -31,7 +31,7 @@ from apar_jax.serving.errors import APIError
 from apar_jax.serving.schemas import (ChatCompletionRequest, CompletionRequest, DecodingStats,
                                       error_body)
 from apar_jax.serving.session import AnswerSession, EngineError, Finished
-from apar_jax.serving.worker import EngineWorker, NotReady
+from apar_jax.serving.worker import EngineWorker
 from apar_jax.tokenization import encode_chat
 
 _REQUEST_PREFIX = re.compile(r'^request \d+: ')
@@ -70,6 +70,15 @@ def create_app(worker: EngineWorker, settings: ServeSettings) -> fastapi.FastAPI
     return APIError(503, message, code='engine_unavailable',
                     headers={'Retry-After': str(settings.retry_after_s)})
 
+  def require_ready() -> None:
+    if not worker.ready:
+      raise busy(worker.failure or 'the engine is still compiling; GET /health says when it is '
+                 'ready')
+
+  def unknown_model(name: str) -> APIError:
+    return APIError(404, f'model {name!r} is not served here; this server serves '
+                    f'{settings.model_name!r}', 'model', 'model_not_found')
+
   @app.get('/health')
   async def health() -> JSONResponse:
     if worker.failure is not None:
@@ -91,8 +100,7 @@ def create_app(worker: EngineWorker, settings: ServeSettings) -> fastapi.FastAPI
   @app.get('/v1/models/{model_id}')
   async def model(model_id: str) -> dict[str, Any]:
     if model_id != settings.model_name:
-      raise APIError(404, f'model {model_id!r} is not served here; this server serves '
-                     f'{settings.model_name!r}', 'model', 'model_not_found')
+      raise unknown_model(model_id)
     return model_card()
 
   @app.get('/metrics')
@@ -102,8 +110,7 @@ def create_app(worker: EngineWorker, settings: ServeSettings) -> fastapi.FastAPI
   def engine_request(body: Union[ChatCompletionRequest, CompletionRequest],
                      ids: list[int], prompt: str) -> Any:
     if body.model is not None and body.model != settings.model_name:
-      raise APIError(404, f'model {body.model!r} is not served here; this server serves '
-                     f'{settings.model_name!r}', 'model', 'model_not_found')
+      raise unknown_model(body.model)
     pick = lambda value, default: default if value is None else value  # noqa: E731
     request = Request(prompt=prompt, token_ids=ids,
                       max_new_tokens=body.new_tokens(),  # None: the engine's default
@@ -128,16 +135,12 @@ def create_app(worker: EngineWorker, settings: ServeSettings) -> fastapi.FastAPI
       return AnswerSession(worker, prepared, body.stop_list())
     except QueueFull as e:
       raise busy(f'the server is at capacity ({e}); retry in {settings.retry_after_s} s') from e
-    except NotReady as e:
-      raise busy(str(e)) from e
-    except RuntimeError as e:  # the feed is closed: shutting down
+    except RuntimeError as e:  # NotReady, or the feed is closed (shutting down, engine failed)
       raise busy(str(e)) from e
 
   @app.post('/v1/chat/completions')
   async def chat(body: ChatCompletionRequest, http: fastapi.Request) -> Response:
-    if not worker.ready:
-      raise busy(worker.failure or 'the engine is still compiling; GET /health says when it is '
-                 'ready')
+    require_ready()
     messages = [{'role': m.role, 'content': m.text()} for m in body.messages]
     try:
       ids = encode_chat(worker.engine.tokenizer, messages, settings.chat_template,
@@ -149,9 +152,7 @@ def create_app(worker: EngineWorker, settings: ServeSettings) -> fastapi.FastAPI
 
   @app.post('/v1/completions')
   async def completions(body: CompletionRequest, http: fastapi.Request) -> Response:
-    if not worker.ready:
-      raise busy(worker.failure or 'the engine is still compiling; GET /health says when it is '
-                 'ready')
+    require_ready()
     prepared = engine_request(body, worker.engine.tokenizer.encode(body.prompt), body.prompt)
     return await answer(body, prepared, http, chat=False)
 

@@ -38,7 +38,9 @@ def settings_from_config(config: ml_collections.ConfigDict, mode: str) -> ServeS
 def build_server(config: ml_collections.ConfigDict, mode: str, *, max_waiting: int = 64,
                  runtime: Any = None) -> Server:
   """Loads the model for `mode` (APAR modes: the APAR adapter, as `generate`), builds its engine
-  from `config.engine` and the app around it. The worker is not started."""
+  from `config.engine` and the app around it. With `runtime` (weights and tokenizer already loaded
+  for this mode) nothing is loaded and `config` only sizes the engine and names the model. The
+  worker is not started."""
   import jax
   from apar_jax.engine import Engine
   from apar_jax.engine.spec_config import resolve_speculative
@@ -48,11 +50,12 @@ def build_server(config: ml_collections.ConfigDict, mode: str, *, max_waiting: i
     raise ValueError('serve runs in a single process; start one server per host')
   if runtime is None:
     runtime = load_runtime(config_for_mode(config, mode))
-  speculative = resolve_speculative(runtime.config, mode, runtime.params)
-  engine = Engine(runtime.config, mode, params=runtime.params, tokenizer=runtime.tokenizer,
+    config = runtime.config
+  speculative = resolve_speculative(config, mode, runtime.params)
+  engine = Engine(config, mode, params=runtime.params, tokenizer=runtime.tokenizer,
                   mesh=runtime.mesh, speculative=speculative)
   worker = EngineWorker(engine, max_waiting)
-  settings = settings_from_config(runtime.config, mode)
+  settings = settings_from_config(config, mode)
   return Server(create_app(worker, settings), worker, settings)
 
 

@@ -22,5 +22,5 @@ def test_http_load_counts_what_the_server_answered(ar_server):
   assert 0 < ttft['p50'] <= lat['p50'] <= lat['p90'] <= lat['p99']
   row = {k: 1.0 for k in ('throughput_tps', 'latency_p50', 'latency_p90', 'latency_p99',
                           'ttft_p50', 'ttft_p90', 'generated_tokens', 'forks')}
-  table = markdown({'ar (HTTP)': row, 'apar (HTTP)': dict(row, throughput_tps=1.5)}, 'first')
+  table = markdown({'ar (HTTP)': row, 'apar (HTTP)': dict(row, throughput_tps=1.5)})
   assert '| apar (HTTP) | 1.5 | 1.50 |' in table
