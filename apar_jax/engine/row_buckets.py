@@ -67,3 +67,15 @@ def on_live_rows(fn: Callable[..., tuple], state: EngineState, live: jax.Array, 
   sub = state.replace(slots=take(state.slots, safe))
   *outputs, caches = fn(sub, (idx < s) & live[safe], *(a[safe] for a in row_args))
   return (*(None if o is None else put(o, idx, s) for o in outputs), caches)
+
+
+def map_live_rows(fn: Callable[..., jax.Array], live: jax.Array, rows: int,
+                  *args: jax.Array) -> jax.Array:
+  """`fn(*args_rows) -> [rows, ...]` on the live rows of `args [S, ...]`, scattered back to
+  `[S, ...]` (zeros on the other rows). With `rows == S` it runs on every slot."""
+  s = live.shape[0]
+  if rows >= s:
+    return fn(*args)
+  idx = live_rows(live, rows)
+  safe = jnp.clip(idx, 0, s - 1)
+  return put(fn(*(a[safe] for a in args)), idx, s)

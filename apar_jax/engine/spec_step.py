@@ -30,6 +30,7 @@ from apar_jax.speculative.acceptance import Acceptance, greedy_accept, typical_a
 from apar_jax.speculative.compaction import compact_paged
 from apar_jax.speculative.layer_runner import lm_head_fn
 from apar_jax.speculative.rejection import rejection_accept
+from apar_jax.speculative.top_tokens import top_tokens
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,20 +54,37 @@ def grow_window(pool: PagePool, slots: Slots, live: jax.Array, q: int, page_size
   return pool, slots
 
 
+def drafting_params(dparams: Any, spec: SpecConfig) -> Any:
+  """The drafter params the step's tree reads: its first `max_depth` Medusa heads / Hidden Transfer
+  maps (a shallower tree pays for fewer LM-head rows and pseudo tokens)."""
+  d, h = spec.drafter, spec.tree.max_depth
+  if d.kind == 'medusa':
+    return {f'head_{i}': dparams[f'head_{i}'] for i in range(h)}
+  if d.kind == 'hidden_transfer':
+    return {'kernel': dparams['kernel'][:h], 'bias': dparams['bias'][:h]}
+  return dparams
+
+
+def drafts(spec: SpecConfig) -> bool:
+  """Whether the step verifies drafted tokens (False for the root-only tree: "no draft", the step
+  is an AR / APAR step and skips every drafter computation)."""
+  return spec.tree.num_nodes > 1
+
+
 def verify_forward(params: Any, dparams: Any, state: EngineState, cand: jax.Array, live: jax.Array,
                    cfg: SpecStepConfig):
-  """(logits [S, T, V], hidden [S, T, d] or None, pseudo draft [S, T, k, topk] or None, caches)."""
+  """(logits [S, T, V], hidden [S, T, d] or None, pseudo states [S, T, h, d] or None, caches)."""
   base, spec = cfg.base, cfg.spec
   slots, tree, d = state.slots, spec.tree, spec.drafter
   make_spec = lambda m: PagedSpec(slots.page_table, slots.length, m, write=live,  # noqa: E731
                                   impl=base.attention_impl)
-  if d.kind == 'hidden_transfer':
-    return hidden_transfer.verify_with_transfer(base.model, params, dparams, cand, slots.length,
-                                                tree, make_spec, state.caches, d.transfer_layer,
-                                                d.topk)
+  if d.kind == 'hidden_transfer' and drafts(spec):
+    return hidden_transfer.verify_with_transfer_states(
+        base.model, params, drafting_params(dparams, spec), cand, slots.length, tree, make_spec,
+        state.caches, d.transfer_layer)
   out = base.model.apply({'params': params}, cand, tree.positions(slots.length),
                          make_spec(tree.block_mask(cand.shape[0])), state.caches,
-                         return_hidden=d.kind == 'medusa')
+                         return_hidden=d.kind == 'medusa' and drafts(spec))
   return out.logits, out.hidden, None, out.caches
 
 
@@ -172,18 +190,28 @@ def emit_tokens(state: EngineState, acc: Acceptance, live: jax.Array,
 
 
 def next_draft(params: Any, dparams: Any, ss: spec_state.SpecSlots, acc: Acceptance,
-               hidden: Any, pseudo: Any, live: jax.Array, cfg: SpecStepConfig) -> jax.Array:
-  """[S, K, topk]: from the last committed node's final hidden state (Medusa) or its pseudo tokens
-  (Hidden Transfer); prompt lookup drafts at the start of each step instead."""
-  d = cfg.spec.drafter
-  last_node = _at(acc.nodes, acc.num_nodes - 1)
-  if d.kind == 'medusa':
-    draft = medusa.propose(dparams, _at(hidden, last_node), lm_head_fn(params, cfg.base.model.cfg),
-                           d.topk)
-  elif d.kind == 'hidden_transfer':
-    draft = _at(pseudo, last_node)
-  else:
+               hidden: Any, pseudo: Any, live: jax.Array, cfg: SpecStepConfig,
+               rows: int) -> jax.Array:
+  """[S, K, topk]: from the last committed node's final hidden state (Medusa) or its pseudo states
+  (Hidden Transfer), computed on the `rows` live rows for the heads and ranks the tree reads (-1
+  elsewhere); prompt lookup drafts at the start of each step instead."""
+  spec = cfg.spec
+  d, tree = spec.drafter, spec.tree
+  if d.kind not in ('medusa', 'hidden_transfer') or not drafts(spec):
     return ss.draft
+  last_node = _at(acc.nodes, acc.num_nodes - 1)
+  lm_head = lm_head_fn(params, cfg.base.model.cfg)
+  k = tree.topk_needed()
+  if d.kind == 'medusa':
+    heads = drafting_params(dparams, spec)
+    propose = lambda h: medusa.propose(heads, h, lm_head, k)  # noqa: E731  [rows, h, k]
+    states = _at(hidden, last_node)  # [S, d]
+  else:
+    propose = lambda h: top_tokens(lm_head(h), k)  # noqa: E731  [rows, h, k]
+    states = _at(pseudo, last_node)  # [S, h, d]
+  draft = row_buckets.map_live_rows(propose, live, rows, states)  # [S, h, k]
+  s, h = draft.shape[:2]
+  draft = jnp.pad(draft, ((0, 0), (0, d.num_heads - h), (0, d.topk - k)), constant_values=-1)
   return jnp.where(live[:, None, None], draft, ss.draft)
 
 
@@ -199,10 +227,11 @@ def spec_step(params: Any, dparams: Any, state: EngineState, cfg: SpecStepConfig
   pool, slots = grow_window(state.pool, state.slots, live, spec.query_tokens, caps.page_size,
                             caps.sink)
   state = state.replace(pool=pool, slots=slots)
-  cand = spec.tree.candidates(slots.last_token, spec_state.current_draft(state.spec, slots, spec))
+  rows = caps.max_slots if rows is None else rows
+  cand = (spec.tree.candidates(slots.last_token, spec_state.current_draft(state.spec, slots, spec))
+          if drafts(spec) else slots.last_token[:, None])  # [S, T]
   logits, hidden, pseudo, caches = row_buckets.on_live_rows(
-      lambda st, lv, c: verify_forward(params, dparams, st, c, lv, cfg), state, live,
-      caps.max_slots if rows is None else rows, cand)
+      lambda st, lv, c: verify_forward(params, dparams, st, c, lv, cfg), state, live, rows, cand)
   state = state.replace(caches=caches)
   if base.apar:
     state = fork.spawn(state, caps)
@@ -212,8 +241,9 @@ def spec_step(params: Any, dparams: Any, state: EngineState, cfg: SpecStepConfig
   if base.apar:
     state, acc, new_child = fork_phase(state, acc, logits, live, cfg, hints)
   slots = state.slots
-  state = state.replace(caches=tuple(compact_paged(c, slots.page_table, slots.length, acc.nodes,
-                                                   acc.num_nodes, live) for c in state.caches))
+  if drafts(spec):  # the root-only tree's K/V is already in place
+    state = state.replace(caches=tuple(compact_paged(c, slots.page_table, slots.length, acc.nodes,
+                                                     acc.num_nodes, live) for c in state.caches))
   state = record_stats(state, live, base)
   length_before = state.slots.length
   state, n_emit = emit_tokens(state, acc, live, base)
@@ -224,6 +254,6 @@ def spec_step(params: Any, dparams: Any, state: EngineState, cfg: SpecStepConfig
     if base.apar:
       history = spec_state.history_fork(history, new_child, state.slots.parent_slot,
                                         state.slots.length, base.ids.child)
-  draft = next_draft(params, dparams, ss, acc, hidden, pseudo, live, cfg)
+  draft = next_draft(params, dparams, ss, acc, hidden, pseudo, live, cfg, rows)
   return state.replace(spec=ss.replace(draft=draft, history=history))
 

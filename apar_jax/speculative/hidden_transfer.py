@@ -88,16 +88,17 @@ def transfer_block(tree: TokenTree, k: int) -> tuple[np.ndarray, np.ndarray]:
   return mask, offsets
 
 
-def verify_with_transfer(model: Transformer, base_params: Any, params: Any, candidates: jax.Array,
-                         lengths: jax.Array, tree: TokenTree, make_spec: Callable[[jax.Array], Any],
-                         caches: Sequence[Any], transfer_layer: int, topk: int
-                         ) -> tuple[jax.Array, jax.Array, jax.Array, tuple]:
-  """The verification forward with Hidden Transfer from every node.
+def verify_with_transfer_states(model: Transformer, base_params: Any, params: Any,
+                                candidates: jax.Array, lengths: jax.Array, tree: TokenTree,
+                                make_spec: Callable[[jax.Array], Any], caches: Sequence[Any],
+                                transfer_layer: int) -> tuple[jax.Array, jax.Array, jax.Array, tuple]:
+  """The verification forward with Hidden Transfer from every node, pseudo tokens left as states.
 
   candidates [S, T] at positions lengths + depth; `make_spec(block_mask [S, Q, Q])` builds the
   attention spec for a block of Q queries written at `lengths` (e.g. a PagedSpec). Layers < l see
   the T tree tokens, layers >= l see T + T*k rows. Returns (logits [S, T, V], hidden [S, T, d] after
-  the final norm, pseudo draft tokens [S, T, k, topk] for every node, caches).
+  the final norm, pseudo states [S, T, k, d] after the final norm, caches): the engine turns only the
+  last committed node's pseudo states into draft tokens (k LM-head rows per slot, not T*k).
   """
   cfg = model.cfg
   s, t = candidates.shape
@@ -115,5 +116,16 @@ def verify_with_transfer(model: Transformer, base_params: Any, params: Any, cand
                                       cfg.n_layers)
   hidden = layer_runner.final_norm(base_params, cfg, x)
   logits = layer_runner.lm_logits(base_params, cfg, hidden[:, :t])
-  draft = top_tokens(layer_runner.lm_logits(base_params, cfg, hidden[:, t:]), topk)
-  return logits, hidden[:, :t], draft.reshape(s, t, k, topk), caches
+  return logits, hidden[:, :t], hidden[:, t:].reshape(s, t, k, -1), caches
+
+
+def verify_with_transfer(model: Transformer, base_params: Any, params: Any, candidates: jax.Array,
+                         lengths: jax.Array, tree: TokenTree, make_spec: Callable[[jax.Array], Any],
+                         caches: Sequence[Any], transfer_layer: int, topk: int
+                         ) -> tuple[jax.Array, jax.Array, jax.Array, tuple]:
+  """`verify_with_transfer_states` with every node's pseudo tokens drafted: (logits [S, T, V],
+  hidden [S, T, d], pseudo draft tokens [S, T, k, topk], caches)."""
+  logits, hidden, pseudo, caches = verify_with_transfer_states(
+      model, base_params, params, candidates, lengths, tree, make_spec, caches, transfer_layer)
+  draft = top_tokens(layer_runner.lm_logits(base_params, model.cfg, pseudo), topk)
+  return logits, hidden, draft, caches
