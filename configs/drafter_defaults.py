@@ -18,6 +18,19 @@ def speculative_config(**overrides) -> ml_collections.ConfigDict:
       # paths as a string, e.g. '(0,),(1,),(0,0)'.
       tree='auto',
       max_tree_nodes=8,       # Q: query tokens per slot and step, root included (a static capacity)
+      # tree='auto' with cost_model: each row bucket verifies the tree with the most expected tokens
+      # per second from the drafter's acceptance and the step time measured on this backend (none
+      # at all where drafting does not pay); False: the best max_tree_nodes tree everywhere.
+      cost_model=True,
+      # measured step times: 'default' = ~/.cache/apar_jax/step_costs.json ($APAR_JAX_CACHE_DIR if
+      # set), '' = not kept, or a file
+      step_cost_cache='default',
+      remeasure_step_cost=False,  # measure again even if the cache has this backend and model
+      step_cost_context=256,  # committed tokens per row while measuring
+      # prompt lookup's acceptance per drafted level (the last repeats): a chain of 4 kept 1.47
+      # tokens per step on 26 held-out prompts of 13 kinds (greedy SmolLM2, 128 tokens), fitted as
+      # 1 + a + a^2 + a^3 + a^4; it varies far more per prompt than a trained drafter's.
+      lookup_acceptance=(0.33,),
       topk=4,                 # guesses kept per drafted position
       lookup_num_draft=4,     # prompt lookup: drafted tokens (a chain)
       lookup_max_ngram=3,

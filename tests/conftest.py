@@ -8,6 +8,12 @@ import pytest
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+# Step costs the engine measures for tree='auto' go to one folder per test run (shared by the CLI
+# subprocesses), never to the user's ~/.cache.
+if 'APAR_JAX_CACHE_DIR' not in os.environ:
+  import tempfile
+  os.environ['APAR_JAX_CACHE_DIR'] = tempfile.mkdtemp(prefix='apar_jax_test_cache_')
+
 
 def load_config(name: str):
   """Loads configs/<name>.py and returns get_config()."""

@@ -15,6 +15,7 @@ import ml_collections
 
 from apar_jax.engine import data_shards
 from apar_jax.engine.loop import EngineFunctions, compiled_functions
+from apar_jax.engine.sections import engine_section  # noqa: F401  (re-exported)
 from apar_jax.engine.request_feed import LiveFeed, RequestFeed, TimedQueue
 from apar_jax.engine.requests import (CapacityError, DoneEvent, PreparedRequest, Request, Result,
                                       check_settings)
@@ -26,19 +27,6 @@ from apar_jax.engine.token_choice import ControlIds
 from apar_jax.engine.tree_reassembly import Branch, reassemble
 
 MODES = ('ar', 'apar') + SPEC_MODES
-
-
-def engine_section(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """`config.engine`, or the defaults of configs/engine_defaults.py when the config has none."""
-  if 'engine' in config:
-    return config.engine
-  import importlib.util
-  import os
-  path = os.path.join(os.path.dirname(__file__), '..', '..', 'configs', 'engine_defaults.py')
-  spec = importlib.util.spec_from_file_location('engine_defaults', path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.engine_config()
 
 
 class Engine:
@@ -62,6 +50,10 @@ class Engine:
     if drafter_kind is not None and speculative is None:
       speculative = resolve_speculative(
           config, mode, params, drafter_params=drafter_params, drafter_info=drafter_info)
+    # tree='auto': each row bucket's tree and its estimate (`tree_plan`); () otherwise
+    self.tree_plan = speculative.plan if speculative is not None else ()
+    if speculative is not None and not speculative.spec.drafts:
+      speculative = None  # no bucket drafts: the base mode's own step, exactly
     self.speculative = speculative
     self.caps = Capacities.from_config(eng, slack=speculative.spec.slack if speculative else 0)
     self.attention_impl = str(eng.get('attention_impl', 'auto'))

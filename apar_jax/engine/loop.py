@@ -134,7 +134,7 @@ def compiled_functions(model_cfg: ml_collections.FrozenConfigDict, caps: Capacit
   cfg = StepConfig(model, caps, ids, apar, attention_impl)
   history = spec is not None and spec_state.uses_history(spec)
   base_params = (lambda p: p[0]) if spec is not None else (lambda p: p)  # noqa: E731
-  step_cfg = cfg if spec is None else SpecStepConfig(cfg, spec)
+  step_cfg = lambda rows: cfg if spec is None else SpecStepConfig(cfg, spec.for_rows(rows))  # noqa: E731
 
   def adm(state, active, slot, request, prompt_len, last_token, *args):
     new = prefill.admit(state, slot, request, prompt_len, last_token, *args, caps=caps)
@@ -156,7 +156,7 @@ def compiled_functions(model_cfg: ml_collections.FrozenConfigDict, caps: Capacit
 
   def run(params, state, drained, num_steps, rows=None):  # rows: static, one compile per bucket
     rows = None if rows is None or rows >= caps.max_slots else int(rows)
-    step = step_fn(step_cfg, rows)
+    step = step_fn(step_cfg(caps.max_slots if rows is None else rows), rows)  # the bucket's tree
     if shards == 1:  # the loop inside the lift: one shard's program, as without shards
       return lift(functools.partial(run_chunk, step=step, rows=rows), False, True, True, False)(
           params, state, drained, num_steps)

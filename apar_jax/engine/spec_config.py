@@ -11,20 +11,23 @@ such) raised here, never inside a compiled function.
 
 import ast
 import dataclasses
-import importlib.util
 import os
 from typing import Any, Optional
 
 import ml_collections
 import numpy as np
 
+from apar_jax.engine import row_buckets, tree_plan
+from apar_jax.engine.sections import REPO, engine_section, speculative_section
+from apar_jax.engine.tree_plan import BucketChoice
+from apar_jax.model import build_model
+from apar_jax.speculative import step_cost
 from apar_jax.speculative.auto_tree import greedy_paths
 from apar_jax.speculative.drafter import Drafter
 from apar_jax.speculative.tree import TokenTree, TreeError
 
 DRAFTERS = ('lookup', 'medusa', 'hidden_transfer')
 SPEC_MODES = DRAFTERS + tuple(f'apar_{d}' for d in DRAFTERS)
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
 ACCEPTANCE = ('exact', 'typical')  # exact = greedy / rejection sampling (lossless); typical = LOSSY
 
 
@@ -43,16 +46,28 @@ def split_mode(mode: str) -> tuple[bool, Optional[str]]:
 class SpecConfig:
   """Static part of a speculative mode (hashable: part of the compile key)."""
   drafter: Drafter
-  tree: TokenTree
+  tree: TokenTree  # the widest tree any bucket verifies (sizes the verification window)
   acceptance: str = 'exact'
+  bucket_trees: tuple[tuple[int, TokenTree], ...] = ()  # (rows, tree) per row bucket; () = `tree`
+
+  def for_rows(self, rows: int) -> 'SpecConfig':
+    """The mode as a step on a bucket of `rows` rows runs it: that bucket's tree (the smallest
+    bucket holding `rows` that has one, else `tree`)."""
+    tree = next((t for r, t in sorted(self.bucket_trees) if r >= rows), self.tree)
+    return dataclasses.replace(self, tree=tree, bucket_trees=())
+
+  @property
+  def drafts(self) -> bool:
+    """False when every bucket verifies the root alone ("no draft" everywhere)."""
+    return self.tree.num_nodes > 1
 
   @property
   def query_tokens(self) -> int:
     """Q: positions one verification step writes per slot (tree nodes; Hidden Transfer 'verify'
-    adds k pseudo tokens per node in the upper layers)."""
+    adds one pseudo token per tree level to every node in the upper layers)."""
     t = self.tree.num_nodes
-    if self.drafter.kind == 'hidden_transfer':
-      return t * (1 + self.drafter.num_heads)
+    if self.drafter.kind == 'hidden_transfer' and t > 1:  # pseudo tokens for the levels it reads
+      return t * (1 + self.tree.max_depth)
     return t
 
   @property
@@ -67,18 +82,11 @@ class SpeculativeSetup:
   spec: SpecConfig
   params: Any = None
   info: Any = None  # drafter checkpoint metadata (dict) or None
+  plan: tuple[BucketChoice, ...] = ()  # tree='auto': each bucket's tree and its estimate
 
-
-def speculative_section(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """`config.speculative` over the defaults of configs/drafter_defaults.py (missing keys filled)."""
-  path = os.path.join(REPO, 'configs', 'drafter_defaults.py')
-  module_spec = importlib.util.spec_from_file_location('drafter_defaults', path)
-  module = importlib.util.module_from_spec(module_spec)
-  module_spec.loader.exec_module(module)
-  merged = module.speculative_config().to_dict()
-  if 'speculative' in config:
-    merged.update(config.speculative.to_dict())
-  return ml_collections.ConfigDict(merged)
+  def describe_plan(self) -> str:
+    """One line per bucket ('' without a measured plan)."""
+    return '\n'.join(c.describe() for c in self.plan)
 
 
 def parse_tree(text: Any) -> TokenTree:
@@ -94,18 +102,57 @@ def parse_tree(text: Any) -> TokenTree:
   return TokenTree.from_paths([tuple(p) if isinstance(p, (tuple, list)) else (p,) for p in value])
 
 
-def _build_tree(sec: ml_collections.ConfigDict, kind: str, num_heads: int, topk: int,
-                info: Optional[dict]) -> TokenTree:
-  tree = sec.tree
-  if tree == 'chain' or (tree == 'auto' and kind == 'lookup'):
-    return TokenTree.chain(num_heads)
-  if tree == 'auto':
-    acc = None if not info else info.get('train', {}).get('acceptance')
-    if acc is None:  # no measured acceptance (untrained params): the top-1 chain
-      return TokenTree.chain(num_heads)
-    acc = np.asarray(acc, np.float64)[:num_heads, :topk]
-    return TokenTree.from_paths(greedy_paths(acc, int(sec.max_tree_nodes)))
-  return parse_tree(tree)
+def acceptance_table(sec: ml_collections.ConfigDict, kind: str, num_heads: int, topk: int,
+                     info: Optional[dict]) -> Optional[np.ndarray]:
+  """[D, K] acceptance rate of every drafted (level, rank): the checkpoint's measured table
+  (Medusa, Hidden Transfer) or `lookup_acceptance` per level (prompt lookup, the last value
+  repeated); None without one (untrained params)."""
+  if kind == 'lookup':
+    rates = [float(a) for a in np.atleast_1d(np.asarray(sec.lookup_acceptance, np.float64))]
+    rates += rates[-1:] * (num_heads - len(rates))
+    return np.asarray(rates[:num_heads], np.float64)[:, None]
+  acc = None if not info else info.get('train', {}).get('acceptance')
+  return None if acc is None else np.asarray(acc, np.float64)[:num_heads, :topk]
+
+
+def planned_trees(sec: ml_collections.ConfigDict, config: ml_collections.ConfigDict,
+                  drafter: Drafter, acc: np.ndarray, params: Any, dparams: Any,
+                  ) -> tuple[BucketChoice, ...]:
+  """Every row bucket's tree from the step cost measured on this backend (`tree_plan`)."""
+  eng = engine_section(config)
+  slots = int(eng.max_slots)
+  buckets = row_buckets.buckets(slots) if bool(eng.get('row_buckets', True)) else (slots,)
+  max_nodes = int(sec.max_tree_nodes)
+  model_cfg = config.model
+  history = int(eng.pages_per_slot) * int(eng.page_size)
+  draft_fn = lambda h: step_cost.draft_work(  # noqa: E731
+      drafter.kind, params, dparams, model_cfg, h, drafter.topk, history, drafter.max_ngram,
+      drafter.min_ngram)
+  costs = step_cost.step_costs(
+      build_model(model_cfg), params, buckets, tree_plan.forward_sizes(drafter, max_nodes),
+      draft_fn, drafter.num_heads, f'{drafter.kind} topk {drafter.topk}',
+      context=int(sec.step_cost_context), page_size=int(eng.page_size),
+      attention_impl=str(eng.get('attention_impl', 'auto')), cache_path=str(sec.step_cost_cache),
+      remeasure=bool(sec.remeasure_step_cost))
+  return tree_plan.plan_trees(acc, costs, drafter, buckets, max_nodes, int(model_cfg.n_layers))
+
+
+def _build_tree(sec: ml_collections.ConfigDict, config: ml_collections.ConfigDict,
+                drafter: Drafter, params: Any, dparams: Any, info: Optional[dict],
+                ) -> tuple[TokenTree, tuple[BucketChoice, ...]]:
+  """(tree, plan): 'auto' plans every bucket's tree from the measured step cost (plan non-empty)."""
+  tree, kind = sec.tree, drafter.kind
+  if tree == 'chain':
+    return TokenTree.chain(drafter.num_heads), ()
+  if tree != 'auto':
+    return parse_tree(tree), ()
+  acc = acceptance_table(sec, kind, drafter.num_heads, drafter.topk, info)
+  if acc is None:  # no measured acceptance (untrained params): the top-1 chain
+    return TokenTree.chain(drafter.num_heads), ()
+  if not bool(sec.cost_model):  # the acceptance alone: the best max_tree_nodes-node tree
+    return TokenTree.from_paths(greedy_paths(acc, int(sec.max_tree_nodes))), ()
+  plan = planned_trees(sec, config, drafter, acc, params, dparams)
+  return max((c.tree for c in plan), key=lambda t: t.num_nodes), plan
 
 
 def _load_checkpoint(sec: ml_collections.ConfigDict, kind: str, params: Any,
@@ -162,7 +209,8 @@ def resolve_speculative(config: ml_collections.ConfigDict, mode: str, params: An
                          f"(hidden_transfer_variant='verify'); got {variant!r}")
     topk = int(sec.topk)
     drafter = Drafter(kind, num_heads, topk, transfer_layer=layer)
-  tree = _build_tree(sec, kind, drafter.num_heads, drafter.topk, info)
+  tree, plan = _build_tree(sec, config, drafter, params, dparams, info)
   drafter.check(tree, model_cfg, dparams)  # TreeError: deeper / wider than the drafter provides
   tree.check_capacity(int(sec.max_tree_nodes), 'config.speculative.max_tree_nodes')
-  return SpeculativeSetup(SpecConfig(drafter, tree, acceptance), dparams, info)
+  buckets = tuple((c.rows, c.tree) for c in plan)
+  return SpeculativeSetup(SpecConfig(drafter, tree, acceptance, buckets), dparams, info, plan)
