@@ -38,6 +38,13 @@ class Answer:
   mode: str
   result: Result
   compile_s: float
+  trees: str = '-'  # tree nodes per row bucket chosen from the measured step cost ('-': no drafter)
+
+
+def planned_trees(plan: tuple) -> str:
+  """'1 row: no draft; 2 rows: 3 nodes' from an engine's `tree_plan` ('-' without one)."""
+  what = lambda c: 'no draft' if c.tree.num_nodes == 1 else f'{c.tree.num_nodes} nodes'  # noqa: E731
+  return '; '.join(f'{c.rows} row{"s" if c.rows > 1 else ""}: {what(c)}' for c in plan) or '-'
 
 
 def drafter_from_flags() -> str:
@@ -68,7 +75,7 @@ def answer(runtime: Runtime, mode: str, ids: list[int],
     elif isinstance(event, DoneEvent):
       write(text.finish(event.result))
       result = event.result
-  return Answer(mode, result, compile_s)
+  return Answer(mode, result, compile_s, planned_trees(engine.tree_plan))
 
 
 def table(answers: list[Answer]) -> str:
@@ -77,7 +84,8 @@ def table(answers: list[Answer]) -> str:
   ar_tps = ar.num_generated_tokens / ar.wall_time_s
   lossless = {a.mode: a.result for a in answers}
   lines = ['| mode | tokens | decode steps | tokens / step | decode tokens/s | speed-up vs AR | '
-           'forks | same tokens as |', '|---|---:|---:|---:|---:|---:|---:|---|']
+           'forks | same tokens as | draft tree per row bucket |',
+           '|---|---:|---:|---:|---:|---:|---:|---|---|']
   for a in answers:
     r = a.result
     n, steps, tps = r.num_generated_tokens, r.decode_steps, r.num_generated_tokens / r.wall_time_s
@@ -86,7 +94,7 @@ def table(answers: list[Answer]) -> str:
     if reference in lossless:
       same = f'{reference}: {"yes" if r.token_ids == lossless[reference].token_ids else "no"}'
     lines.append(f'| {a.mode} | {n} | {steps} | {n / steps:.2f} | {tps:.1f} | '
-                 f'{tps / ar_tps:.2f}x | {r.forks} | {same} |')
+                 f'{tps / ar_tps:.2f}x | {r.forks} | {same} | {a.trees} |')
   return '\n'.join(lines)
 
 
@@ -120,5 +128,6 @@ def run(config: ml_collections.ConfigDict) -> None:
           f'{answers[-1].compile_s:.1f}s)', file=sys.stderr, flush=True)
   print(f'\nBatch 1, fp32, greedy, {MAX_NEW_TOKENS} new tokens per branch; decode tokens/s from the '
         'request to its last token, compilation excluded. APAR modes decode the APAR fine-tune, '
-        'the others the base model.\n')
+        'the others the base model. Draft trees are chosen per row bucket from the step cost '
+        'measured on this machine ("no draft" where drafting does not pay).\n')
   print(table(answers))

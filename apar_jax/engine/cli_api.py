@@ -52,11 +52,14 @@ def fit_engine_config(config: ml_collections.ConfigDict, prompt_lengths: Sequenc
 def sized_engine(runtime: Any, mode: str, prompt_lengths: Sequence[int], max_new_tokens: int,
                  **engine_overrides: Any) -> Engine:
   """An engine of `mode` over the runtime's weights, sized for these prompts (`fit_engine_config`,
-  the drafter's verification window included), `engine_overrides` applied last."""
-  speculative = resolve_speculative(runtime.config, mode, runtime.params)
-  slack = speculative.spec.slack if speculative else 0
-  config = fit_engine_config(runtime.config, prompt_lengths, max_new_tokens, mode, slack)
+  the drafter's verification window included), `engine_overrides` applied last. The drafter's trees
+  are planned for the row buckets of that engine."""
+  config = fit_engine_config(runtime.config, prompt_lengths, max_new_tokens, mode)
   config.engine.update(engine_overrides)
+  speculative = resolve_speculative(config, mode, runtime.params)
+  if speculative is not None and speculative.spec.slack:
+    config = fit_engine_config(config, prompt_lengths, max_new_tokens, mode, speculative.spec.slack)
+    config.engine.update(engine_overrides)
   return Engine(config, mode, params=runtime.params, tokenizer=runtime.tokenizer,
                 mesh=runtime.mesh, speculative=speculative)
 

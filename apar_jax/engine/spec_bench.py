@@ -75,15 +75,18 @@ def main(argv: list[str]) -> None:
   requests = [Request(token_ids=i, max_new_tokens=new) for i in ids]
   engines, notes, results = {}, {}, {}
   for mode in _MODES.value:
-    setup, notes[mode] = _setup(runtime.config, mode, runtime.params)
-    cfg = fit_engine_config(runtime.config, [len(i) for i in ids], new, mode,
-                            setup.spec.slack if setup else 0)
+    cfg = fit_engine_config(runtime.config, [len(i) for i in ids], new, mode)
     cfg.engine.max_slots, cfg.engine.max_requests = 1, 1
     cfg.engine.chunk_steps = 32
+    setup, notes[mode] = _setup(cfg, mode, runtime.params)  # trees planned for one row
+    if setup is not None and setup.spec.slack:  # room for the verification window
+      cfg = fit_engine_config(cfg, [len(i) for i in ids], new, mode, setup.spec.slack)
     t0 = time.perf_counter()
     engines[mode] = Engine(cfg, mode, params=runtime.params, tokenizer=tok, speculative=setup)
     engines[mode].generate(requests[:1])  # compile
-    if setup:
+    if setup and setup.plan:
+      notes[mode] += f' planned: {setup.plan[0].describe()}'
+    elif setup:
       notes[mode] += f' tree T={setup.spec.tree.num_nodes} Q={setup.spec.query_tokens}'
     _log(f'[spec_bench] {mode}: compiled and warmed up in {time.perf_counter() - t0:.1f}s')
   times = best_interleaved({m: (lambda m=m: results.__setitem__(m, engines[m].generate(requests)))
