@@ -26,6 +26,9 @@ def speculative_config(**overrides) -> ml_collections.ConfigDict:
       # set), '' = not kept, or a file
       step_cost_cache='default',
       remeasure_step_cost=False,  # measure again even if the cache has this backend and model
+      # with cost_model: a bucket's chunk drafts only while the acceptance measured on the running
+      # requests pays for its tree; otherwise every probe_every-th such chunk drafts to re-measure
+      probe_every=16,
       step_cost_context=256,  # committed tokens per row while measuring
       # prompt lookup's acceptance per drafted level (the last repeats): a chain of 4 kept 1.47
       # tokens per step on 26 held-out prompts of 13 kinds (greedy SmolLM2, 128 tokens), fitted as

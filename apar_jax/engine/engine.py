@@ -15,7 +15,8 @@ import ml_collections
 
 from apar_jax.engine import data_shards
 from apar_jax.engine.loop import EngineFunctions, compiled_functions
-from apar_jax.engine.sections import engine_section  # noqa: F401  (re-exported)
+from apar_jax.engine.draft_control import DraftControl
+from apar_jax.engine.sections import engine_section, speculative_section  # engine_section re-exported
 from apar_jax.engine.request_feed import LiveFeed, RequestFeed, TimedQueue
 from apar_jax.engine.requests import (CapacityError, DoneEvent, PreparedRequest, Request, Result,
                                       check_settings)
@@ -55,6 +56,9 @@ class Engine:
     if speculative is not None and not speculative.spec.drafts:
       speculative = None  # no bucket drafts: the base mode's own step, exactly
     self.speculative = speculative
+    # with a tree plan: whether each chunk drafts, from the acceptance the requests reach
+    self.draft_control = (DraftControl.from_plan(self.tree_plan, int(speculative_section(
+        config).probe_every)) if speculative is not None and self.tree_plan else None)
     self.caps = Capacities.from_config(eng, slack=speculative.spec.slack if speculative else 0)
     self.attention_impl = str(eng.get('attention_impl', 'auto'))
     if tokenizer is None and control_ids is None:
@@ -173,7 +177,7 @@ class Engine:
     device_params = (self.params if self.speculative is None else
                      (self.params, self.speculative.params))
     scheduler = Scheduler(self.fns, device_params, self._take_state(), self.caps, self._result,
-                          chunk_steps or self.caps.chunk_steps, self.shards)
+                          chunk_steps or self.caps.chunk_steps, self.shards, self.draft_control)
     self._running = scheduler
     try:
       yield from scheduler.run(feed, stream_tokens, chunk_events)
@@ -210,6 +214,9 @@ class Engine:
     drained = jnp.zeros((self.shards, self.caps.max_slots), bool)  # as the scheduler passes it
     for rows in self.fns.buckets:  # every row bucket's chunk: zero steps on the idle state
       self._state = self.fns.run_chunk(params, self._state, drained, jnp.int32(0), rows=rows)
+      if rows in self.fns.drafting_buckets and self.draft_control is not None:  # and undrafted
+        self._state = self.fns.run_chunk(params, self._state, drained, jnp.int32(0), rows=rows,
+                                         draft=False)
 
   def _result(self, req: PreparedRequest, branches: list[Branch], counters: dict[str, int],
               wall: float) -> Result:

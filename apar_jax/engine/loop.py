@@ -80,8 +80,9 @@ class EngineFunctions:
   """Jitted entry points over the stacked state `[D, ...]` (see `data_shards`); the state argument is
   donated in each. Per-shard host inputs carry a leading `[D]` axis; `active [D]` says which shards
   a call touches (the others keep their state)."""
-  run_chunk: Callable  # (params, state, drained [D, S], num_steps [], rows=bucket) -> state
+  run_chunk: Callable  # (params, state, drained [D, S], num_steps [], rows=bucket, draft=True)
   buckets: tuple[int, ...]  # the row buckets `rows` may take (`row_buckets`); (S,) = off
+  drafting_buckets: tuple[int, ...]  # buckets whose tree drafts: `draft=False` verifies the root
   admit: Callable  # (state, active, slot, request, prompt_len, last_token, max_new, temp, top_k,
   #                   top_p, key [D, 2]) -> state   (scalars per shard: [D])
   prefill_chunk: Callable  # (params, state, active [D], slot [D], tokens [D, C], start [D]) -> state
@@ -92,9 +93,10 @@ class EngineFunctions:
 
   def cache_sizes(self) -> dict[str, int]:
     """Number of compiled versions of each function: 1 each after the first run, `run_chunk` one
-    per row bucket used (at most `len(buckets)`), `cancel` 0 until a request is cancelled."""
+    per row bucket used, and one more per drafting bucket run without its draft (at most
+    `len(buckets) + len(drafting_buckets)`), `cancel` 0 until a request is cancelled."""
     return {f.name: getattr(self, f.name)._cache_size() for f in dataclasses.fields(self)
-            if f.name != 'buckets'}
+            if f.name not in ('buckets', 'drafting_buckets')}
 
 
 def summary_arrays(state: EngineState) -> dict[str, jax.Array]:
@@ -108,7 +110,8 @@ def summary_arrays(state: EngineState) -> dict[str, jax.Array]:
               refused_forks=rq.refused_forks, max_live=rq.max_live, peak_pages=rq.peak_pages,
               attended=rq.attended, branch_steps=rq.branch_steps, num_free=pool.num_free,
               min_refcount=jnp.min(pool.refcount), max_refcount=jnp.max(pool.refcount),
-              steps=state.steps, global_peak=state.peak_pages)
+              steps=state.steps, global_peak=state.peak_pages,
+              **({} if state.spec is None else {'drafted': state.spec.drafted}))
 
 
 def _only_if(active: jax.Array, new: EngineState, old: EngineState) -> EngineState:
@@ -134,7 +137,11 @@ def compiled_functions(model_cfg: ml_collections.FrozenConfigDict, caps: Capacit
   cfg = StepConfig(model, caps, ids, apar, attention_impl)
   history = spec is not None and spec_state.uses_history(spec)
   base_params = (lambda p: p[0]) if spec is not None else (lambda p: p)  # noqa: E731
-  step_cfg = lambda rows: cfg if spec is None else SpecStepConfig(cfg, spec.for_rows(rows))  # noqa: E731
+  def step_cfg(rows: int, draft: bool) -> StepConfig | SpecStepConfig:
+    if spec is None:
+      return cfg
+    bucket = spec.for_rows(rows)  # the bucket's tree, or the root alone while drafting is off
+    return SpecStepConfig(cfg, bucket if draft else bucket.without_draft())
 
   def adm(state, active, slot, request, prompt_len, last_token, *args):
     new = prefill.admit(state, slot, request, prompt_len, last_token, *args, caps=caps)
@@ -154,9 +161,9 @@ def compiled_functions(model_cfg: ml_collections.FrozenConfigDict, caps: Capacit
 
   lift = lambda fn, *stacked: data_shards.per_shard(fn, shards, stacked)  # noqa: E731
 
-  def run(params, state, drained, num_steps, rows=None):  # rows: static, one compile per bucket
+  def run(params, state, drained, num_steps, rows=None, draft=True):  # static: one compile each
     rows = None if rows is None or rows >= caps.max_slots else int(rows)
-    step = step_fn(step_cfg(caps.max_slots if rows is None else rows), rows)  # the bucket's tree
+    step = step_fn(step_cfg(caps.max_slots if rows is None else rows, draft), rows)
     if shards == 1:  # the loop inside the lift: one shard's program, as without shards
       return lift(functools.partial(run_chunk, step=step, rows=rows), False, True, True, False)(
           params, state, drained, num_steps)
@@ -165,9 +172,12 @@ def compiled_functions(model_cfg: ml_collections.FrozenConfigDict, caps: Capacit
   empty = lambda: data_shards.empty_state(caps, model_cfg, spec, shards)  # noqa: E731
   placed = data_shards.state_shardings(jax.eval_shape(empty), mesh, shards)
   jit = lambda fn, donate: jax.jit(fn, donate_argnums=donate, out_shardings=placed)  # noqa: E731
+  buckets = row_buckets.buckets(caps.max_slots) if row_buckets_on else (caps.max_slots,)
   return EngineFunctions(
-      run_chunk=jax.jit(run, donate_argnums=(1,), static_argnames=('rows',), out_shardings=placed),
-      buckets=row_buckets.buckets(caps.max_slots) if row_buckets_on else (caps.max_slots,),
+      run_chunk=jax.jit(run, donate_argnums=(1,), static_argnames=('rows', 'draft'),
+                        out_shardings=placed),
+      buckets=buckets,
+      drafting_buckets=tuple(b for b in buckets if spec is not None and spec.for_rows(b).drafts),
       admit=jit(lift(adm, *(True,) * 11), (0,)),
       prefill_chunk=jit(lift(pre, False, True, True, True, True, True), (1,)),
       reset=jit(lift(reset, True), (0,)),

@@ -14,13 +14,14 @@ per shard, and prefills them side by side.
 
 import dataclasses
 import time
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Optional
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from apar_jax.engine import row_buckets
+from apar_jax.engine.draft_control import DraftControl
 from apar_jax.engine.loop import EngineFunctions
 from apar_jax.engine.request_feed import RequestFeed
 from apar_jax.engine.requests import (ChunkEvent, DoneEvent, PreparedRequest, Result,
@@ -76,8 +77,10 @@ class Scheduler:
 
   def __init__(self, fns: EngineFunctions, params: Any, state: EngineState, caps: Capacities,
                finish: Callable[[PreparedRequest, list[Branch], dict[str, int], float], Result],
-               chunk_steps: int, shards: int = 1):
+               chunk_steps: int, shards: int = 1, control: Optional[DraftControl] = None):
+    """`control`: whether each chunk of a drafting bucket drafts (`draft_control`; None: always)."""
     self.fns, self.params, self.state, self.caps = fns, params, state, caps
+    self.control = control
     self.finish = finish
     self.chunk_steps = chunk_steps
     self.shards = shards
@@ -94,7 +97,8 @@ class Scheduler:
     summed over the shards."""
     summary = self._last if self._last is not None else read_summary(self.fns, self.state,
                                                                         self.caps)
-    return dict(self.stats, free_pages_end=int(np.sum(summary['num_free'])),
+    control = self.control.stats() if self.control is not None else {}
+    return dict(self.stats, **control, free_pages_end=int(np.sum(summary['num_free'])),
                 min_refcount_end=int(np.min(summary['min_refcount'])),
                 max_refcount_end=int(np.max(summary['max_refcount'])),
                 num_pages=self.caps.num_pages * self.shards)
@@ -181,11 +185,15 @@ class Scheduler:
       # input (it goes through np.asarray), and the transfer / the asynchronously dispatched chunk
       # may read the buffer after this call returns, so resetting `drained` below raced with it
       # (finished slots left undrained: a KeyError in `_drain`; seen under load).
+      draft = (self.control is None or rows not in self.fns.drafting_buckets
+               or self.control.draft(rows))
       self.state = self.fns.run_chunk(self.params, self.state,
                                       jnp.asarray(drained.reshape(d, caps.max_slots).copy()),
-                                      jnp.int32(self.chunk_steps), rows=rows)
+                                      jnp.int32(self.chunk_steps), rows=rows, draft=draft)
       drained[:] = False
       summary = self._last = read_summary(self.fns, self.state, caps)
+      if self.control is not None:
+        self.control.observe_counters(rows, summary['drafted'].reshape(-1, 2).sum(axis=0))
       self.stats['chunks'] += 1
       self.stats['steps'] = int(np.max(summary['steps']))
       self.stats['peak_kv_pages'] = int(np.sum(summary['global_peak']))

@@ -56,6 +56,10 @@ class SpecConfig:
     tree = next((t for r, t in sorted(self.bucket_trees) if r >= rows), self.tree)
     return dataclasses.replace(self, tree=tree, bucket_trees=())
 
+  def without_draft(self) -> 'SpecConfig':
+    """The same mode verifying the root alone (a bucket's chunk while drafting does not pay)."""
+    return dataclasses.replace(self, tree=TokenTree.from_paths([]), bucket_trees=())
+
   @property
   def drafts(self) -> bool:
     """False when every bucket verifies the root alone ("no draft" everywhere)."""

@@ -23,13 +23,16 @@ from apar_jax.speculative import prompt_lookup
 class SpecSlots:
   draft: jax.Array  # [S, K, topk] int32
   history: jax.Array  # [S, H] int32 (H = slot capacity for prompt lookup, else 1)
+  # [2] int32, since init: (live row-steps of drafting steps, tokens those row-steps emitted); the
+  # host turns them into the acceptance the running requests reach (`draft_control`)
+  drafted: jax.Array
 
 
 def init_spec_slots(caps: Capacities, spec: SpecConfig) -> SpecSlots:
   d = spec.drafter
   width = caps.table_width * caps.page_size if d.kind == 'lookup' else 1
   return SpecSlots(jnp.full((caps.max_slots, d.num_heads, d.topk), -1, jnp.int32),
-                   jnp.zeros((caps.max_slots, width), jnp.int32))
+                   jnp.zeros((caps.max_slots, width), jnp.int32), jnp.zeros((2,), jnp.int32))
 
 
 def uses_history(spec: SpecConfig) -> bool:

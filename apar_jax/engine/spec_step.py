@@ -255,5 +255,8 @@ def spec_step(params: Any, dparams: Any, state: EngineState, cfg: SpecStepConfig
       history = spec_state.history_fork(history, new_child, state.slots.parent_slot,
                                         state.slots.length, base.ids.child)
   draft = next_draft(params, dparams, ss, acc, hidden, pseudo, live, cfg, rows)
-  return state.replace(spec=ss.replace(draft=draft, history=history))
+  drafted = ss.drafted
+  if drafts(spec):
+    drafted = drafted + jnp.stack([jnp.sum(live), jnp.sum(n_emit)]).astype(jnp.int32)
+  return state.replace(spec=ss.replace(draft=draft, history=history, drafted=drafted))
 
