@@ -60,6 +60,9 @@ def sized_engine(runtime: Any, mode: str, prompt_lengths: Sequence[int], max_new
   if speculative is not None and speculative.spec.slack:
     config = fit_engine_config(config, prompt_lengths, max_new_tokens, mode, speculative.spec.slack)
     config.engine.update(engine_overrides)
+  if speculative is not None and speculative.plan and distributed.is_main_process():
+    print(f'[tree_plan] {mode}: ' + '; '.join(c.describe() for c in speculative.plan),
+          file=sys.stderr)
   return Engine(config, mode, params=runtime.params, tokenizer=runtime.tokenizer,
                 mesh=runtime.mesh, speculative=speculative)
 

@@ -213,7 +213,8 @@ class Engine:
     params = self.params if self.speculative is None else (self.params, self.speculative.params)
     drained = jnp.zeros((self.shards, self.caps.max_slots), bool)  # as the scheduler passes it
     for rows in self.fns.buckets:  # every row bucket's chunk: zero steps on the idle state
-      self._state = self.fns.run_chunk(params, self._state, drained, jnp.int32(0), rows=rows)
+      self._state = self.fns.run_chunk(params, self._state, drained, jnp.int32(0), rows=rows,
+                                       draft=True)  # as the scheduler calls it (same cache key)
       if rows in self.fns.drafting_buckets and self.draft_control is not None:  # and undrafted
         self._state = self.fns.run_chunk(params, self._state, drained, jnp.int32(0), rows=rows,
                                          draft=False)

@@ -101,6 +101,10 @@ def main(argv: list[str]) -> None:
     same = ('-' if 'ar' not in results or mode == 'ar' else
             all(a.token_ids == b.token_ids for a, b in zip(results['ar'], res)))
     ratio = f'{rate / base:.2f}x AR' if base else ''
+    stats = engines[mode].last_stats
+    if "draft_chunks" in stats:  # chunks with / without draft since the engine was built
+      notes[mode] += (f'; chunks drafted {stats["draft_chunks"]}, undrafted '
+                      f'{stats["no_draft_chunks"]} (draft quality {stats["draft_quality"]})')
     print(f'{mode:>16}: {rate:6.2f} tokens/s {ratio:>9}, {tokens} tokens in {steps} steps, '
           f'mean_accepted_tokens {sum(r.sampled_tokens for r in res) / max(steps, 1):.2f}, '
           f'{1e3 * times[mode] / steps:.1f} ms/step, identical_to_ar={same} {notes[mode]}')
