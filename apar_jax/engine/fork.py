@@ -14,12 +14,15 @@ step longer, their reference keeping the parent's page alive. Pages are append-o
 positions <= p never change.
 """
 
+from typing import Optional
+
 import jax
 import jax.numpy as jnp
 
 from apar_jax.engine import page_allocator
 from apar_jax.engine.state import (COPYING, FREE, LIVE, PENDING, Capacities, EngineState, PagePool,
                                    Requests, Slots, outstanding_pages, pages_for)
+from apar_jax.engine.step_hints import StepHints, refine_if
 from apar_jax.engine.token_choice import ControlIds, child_key_data
 from apar_jax.model import PagedCache
 
@@ -114,13 +117,20 @@ def spawn(state: EngineState, caps: Capacities) -> EngineState:
   return state.replace(pool=pool, slots=slots)
 
 
-def copy_on_write(state: EngineState, caps: Capacities) -> EngineState:
+def copy_on_write(state: EngineState, caps: Capacities,
+                  hints: Optional[StepHints] = None) -> EngineState:
   """Before the forward: up to `fork_copies_per_step` COPYING children get their own copy of the
-  shared partial page and go LIVE (in time to feed `[Child]` in this step).
+  shared partial page and go LIVE (in time to feed `[Child]` in this step). Skipped (a `lax.cond`)
+  in the many steps where no child is COPYING.
 
   Copying first in the step, before any write to the pool, keeps the update in place: after the
   forward's writes XLA copied the whole pool.
   """
+  return refine_if(jnp.any(state.slots.status == COPYING), lambda: _copy_children(state, caps),
+                   lambda: state, hints)
+
+
+def _copy_children(state: EngineState, caps: Capacities) -> EngineState:
   slots = state.slots
   chosen = jnp.nonzero(slots.status == COPYING, size=caps.fork_copies_per_step,
                        fill_value=caps.max_slots)[0]  # [F] slot indices (S = none)

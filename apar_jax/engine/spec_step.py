@@ -222,7 +222,7 @@ def spec_step(params: Any, dparams: Any, state: EngineState, cfg: SpecStepConfig
   base, spec = cfg.base, cfg.spec
   caps = base.caps
   if base.apar:
-    state = fork.copy_on_write(state, caps)
+    state = fork.copy_on_write(state, caps, hints)
   live = state.slots.status == LIVE
   pool, slots = grow_window(state.pool, state.slots, live, spec.query_tokens, caps.page_size,
                             caps.sink)

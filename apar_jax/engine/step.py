@@ -119,7 +119,7 @@ def decode_step(params: Any, state: EngineState, cfg: StepConfig,
   """One step of every LIVE slot (`hints`: shared by all data shards, see `step_hints`); the
   forward runs on a bucket of `rows` rows holding the LIVE slots (`row_buckets`; None = all S)."""
   if cfg.apar:
-    state = fork.copy_on_write(state, cfg.caps)
+    state = fork.copy_on_write(state, cfg.caps, hints)
   live = state.slots.status == LIVE  # [S] slots that decode now (children spawned below wait)
   pool, slots = page_allocator.grow(state.pool, state.slots, live, cfg.caps.page_size,
                                     cfg.caps.sink)
