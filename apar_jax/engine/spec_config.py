@@ -129,12 +129,13 @@ def planned_trees(sec: ml_collections.ConfigDict, config: ml_collections.ConfigD
   max_nodes = int(sec.max_tree_nodes)
   model_cfg = config.model
   history = int(eng.pages_per_slot) * int(eng.page_size)
-  draft_fn = lambda h: step_cost.draft_work(  # noqa: E731
-      drafter.kind, params, dparams, model_cfg, h, drafter.topk, history, drafter.max_ngram,
+  draft_fn = lambda h, k: step_cost.draft_work(  # noqa: E731
+      drafter.kind, params, dparams, model_cfg, h, k, history, drafter.max_ngram,
       drafter.min_ngram)
+  shapes = [(h, k) for h in range(1, drafter.num_heads + 1) for k in range(1, drafter.topk + 1)]
   costs = step_cost.step_costs(
       build_model(model_cfg), params, buckets, tree_plan.forward_sizes(drafter, max_nodes),
-      draft_fn, drafter.num_heads, f'{drafter.kind} topk {drafter.topk}',
+      draft_fn, shapes, drafter.kind,
       context=int(sec.step_cost_context), page_size=int(eng.page_size),
       attention_impl=str(eng.get('attention_impl', 'auto')), cache_path=str(sec.step_cost_cache),
       remeasure=bool(sec.remeasure_step_cost))

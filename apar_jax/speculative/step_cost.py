@@ -3,9 +3,9 @@
 The engine picks its draft trees from what a step costs here (`engine/tree_plan.py`), so it needs:
   * `forward[rows][T]`: seconds of one verification forward of `rows` rows x T query tokens over a
     paged cache (`auto_tree.measure_step_times`);
-  * `draft[rows][h]`: seconds of the drafter's own per-step work for a tree h levels deep (Medusa:
-    h heads and their LM-head rows; Hidden Transfer: the LM head on h pseudo states; prompt lookup:
-    the n-gram search).
+  * `draft[rows][(h, k)]`: seconds of the drafter's own per-step work for a tree h levels deep that
+    reads the top k guesses per level (Medusa: h heads, their LM-head rows and top-k; Hidden
+    Transfer: the LM head on h pseudo states and top-k; prompt lookup: the n-gram search, k = 1).
 Each figure is measured once per (backend, device kind, jax version, model shape, rows, context, page
 size, attention implementation; drafter kind and top-k for `draft`) and kept in `cache_path`
 (`cache_file`: by default `~/.cache/apar_jax/step_costs.json`, or under $APAR_JAX_CACHE_DIR; ''
@@ -33,7 +33,7 @@ from apar_jax.speculative.auto_tree import measure_step_times
 from apar_jax.speculative.layer_runner import lm_head_fn
 from apar_jax.speculative.top_tokens import top_tokens
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 CACHE_DIR_ENV = 'APAR_JAX_CACHE_DIR'  # where 'default' keeps the file (else ~/.cache/apar_jax)
 
 
@@ -48,9 +48,9 @@ def cache_file(setting: str) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class StepCosts:
-  """Seconds per step on this backend: forward[rows][T] and draft[rows][h]."""
+  """Seconds per step on this backend: forward[rows][T] and draft[rows][(levels, top-k)]."""
   forward: dict[int, dict[int, float]]
-  draft: dict[int, dict[int, float]]
+  draft: dict[int, dict[tuple[int, int], float]]
   measured: tuple[str, ...]  # the keys measured now (the rest came from the cache)
 
 
@@ -90,18 +90,24 @@ def _write(path: str, entries: dict[str, Any]) -> None:
     print(f'[step_cost] could not write the cache {path}: {e}', file=sys.stderr)
 
 
-def _seconds(entry: Any) -> Optional[dict[int, float]]:
-  """{int: float} of a cache entry, None if it is malformed."""
+def _seconds(entry: Any, parse: Callable[[str], Any] = int) -> Optional[dict[Any, float]]:
+  """{parse(key): float} of a cache entry, None if it is malformed."""
   try:
-    out = {int(k): float(v) for k, v in entry['seconds'].items()}
+    out = {parse(k): float(v) for k, v in entry['seconds'].items()}
   except (KeyError, TypeError, ValueError, AttributeError):
     return None
   return out if out and all(v > 0 for v in out.values()) else None
 
 
+def _shape_key(text: str) -> tuple[int, int]:
+  h, k = text.split(',')
+  return int(h), int(k)
+
+
 def draft_work(kind: str, base_params: Any, dparams: Any, model_cfg: Any, heads: int, topk: int,
                history: int, max_ngram: int, min_ngram: int) -> Callable[[int], Callable[[], Any]]:
-  """rows -> a jitted thunk doing one step's drafting for a tree `heads` levels deep."""
+  """rows -> a jitted thunk doing one step's drafting for a tree `heads` levels deep reading the
+  top `topk` guesses of each."""
   lm_head = lm_head_fn(base_params, model_cfg)
   d = int(model_cfg.d_model)
 
@@ -122,8 +128,8 @@ def draft_work(kind: str, base_params: Any, dparams: Any, model_cfg: Any, heads:
   return for_rows
 
 
-def time_thunks(thunks: dict[int, Callable[[], Any]], repeats: int,
-                clock: Callable[[], float] = time.perf_counter) -> dict[int, float]:
+def time_thunks(thunks: dict[Any, Callable[[], Any]], repeats: int,
+                clock: Callable[[], float] = time.perf_counter) -> dict[Any, float]:
   """Fastest of `repeats` interleaved runs of each compiled thunk (the first call compiles)."""
   for fn in thunks.values():
     jax.block_until_ready(fn())
@@ -137,13 +143,16 @@ def time_thunks(thunks: dict[int, Callable[[], Any]], repeats: int,
 
 
 def step_costs(model: Transformer, base_params: Any, rows_list: Sequence[int],
-               sizes: Sequence[int], draft_fn: Optional[Callable[[int], Callable[[int], Any]]],
-               max_heads: int, draft_key: str, *, context: int, page_size: int,
+               sizes: Sequence[int],
+               draft_fn: Optional[Callable[[int, int], Callable[[int], Any]]],
+               draft_shapes: Sequence[tuple[int, int]], draft_key: str, *, context: int,
+               page_size: int,
                attention_impl: str = 'auto', cache_path: str = 'default',
                remeasure: bool = False, repeats: int = 5,
                log: Callable[[str], None] = lambda m: print(m, file=sys.stderr)) -> StepCosts:
-  """Forward times for `sizes` query tokens and draft times for 1..max_heads levels (`draft_fn(h)`
-  -> rows -> thunk; None: no drafter work), at every row count of `rows_list`; cached."""
+  """Forward times for `sizes` query tokens and draft times for each (levels, top-k) of
+  `draft_shapes` (`draft_fn(h, k)` -> rows -> thunk; None: no drafter work), at every row count of
+  `rows_list`; cached."""
   path = cache_file(cache_path)
   entries = _read(path) if path else {}  # kept whole: remeasuring rewrites only this key's figures
   base = backend_key(model.cfg, context, page_size, attention_impl)
@@ -165,11 +174,14 @@ def step_costs(model: Transformer, base_params: Any, rows_list: Sequence[int],
     if draft_fn is None:
       continue
     key = f'draft {draft_key}|{base}|rows {rows}'
-    got = None if remeasure else _seconds(entries.get(key))
-    if got is None or any(h not in got for h in range(1, max_heads + 1)):
-      log(f'[step_cost] measuring the {draft_key} drafter on {rows} row(s), 1..{max_heads} levels')
-      got = time_thunks({h: draft_fn(h)(rows) for h in range(1, max_heads + 1)}, repeats)
-      entries[key] = {'seconds': got, 'measured': stamp}
+    shapes = sorted(set((int(h), int(k)) for h, k in draft_shapes))
+    got = None if remeasure else _seconds(entries.get(key), _shape_key)
+    if got is None or any(hk not in got for hk in shapes):
+      log(f'[step_cost] measuring the {draft_key} drafter on {rows} row(s), (levels, top-k) = '
+          f'{shapes}')
+      timed = time_thunks({f'{h},{k}': draft_fn(h, k)(rows) for h, k in shapes}, repeats)
+      got = {_shape_key(s): t for s, t in timed.items()}
+      entries[key] = {'seconds': timed, 'measured': stamp}
       measured.append(key)
     draft[rows] = dict(got)
   if path and measured:

@@ -64,7 +64,8 @@ def _engine(params, mode, monkeypatch):
                               probe_every=3)
     costly = {1: 1.0, 2: 1.3, 4: 1.3}  # drafting costs 1.3 steps: pays only if it keeps tokens
     monkeypatch.setattr(step_cost, 'step_costs', lambda model, params, rows, *a, **k: StepCosts(
-        {r: costly for r in rows}, {r: {1: 0.0, 2: 0.0, 3: 0.0} for r in rows}, ()))
+        {r: costly for r in rows}, {r: {(h, k): 0.0 for h in (1, 2, 3) for k in (1, 2)}
+                                    for r in rows}, ()))
     # the plan believes in the drafter; the untrained (zero) heads keep almost nothing
     kwargs = dict(drafter_params=init_medusa(3, 32),
                   drafter_info={'train': {'acceptance': [[0.9, 0.5], [0.9, 0.3], [0.8, 0.2]]}})

@@ -21,7 +21,8 @@ STEEP = {1: 1.0, 2: 2.0, 4: 4.0, 8: 8.0}  # every query token costs a full step
 
 def _costs(forward_by_rows, draft_s=0.0):
   return StepCosts({r: dict(f) for r, f in forward_by_rows.items()},
-                   {r: {1: draft_s, 2: draft_s, 3: draft_s} for r in forward_by_rows}, ())
+                   {r: {(h, k): draft_s for h in (1, 2, 3) for k in (1, 2)}
+                    for r in forward_by_rows}, ())
 
 
 def test_flat_cost_takes_the_largest_tree_steep_cost_none():

@@ -22,9 +22,9 @@ def model_params():
 
 def _costs(model_params, path, **kw):
   model, params = model_params
-  draft = lambda h: step_cost.draft_work('medusa', params, init_medusa(2, 32), model.cfg, h, 2,  # noqa: E731
-                                         64, 3, 1)
-  return step_cost.step_costs(model, params, [1, 2], [1, 2, 4], draft, 2, 'medusa topk 2',
+  draft = lambda h, k: step_cost.draft_work('medusa', params, init_medusa(2, 32), model.cfg, h,  # noqa: E731
+                                            k, 64, 3, 1)
+  return step_cost.step_costs(model, params, [1, 2], [1, 2, 4], draft, [(1, 1), (2, 2)], 'medusa',
                               context=16, page_size=8, cache_path=path, repeats=1,
                               log=lambda m: None, **kw)
 
@@ -34,7 +34,7 @@ def test_measures_once_then_reads_the_cache(model_params, tmp_path):
   first = _costs(model_params, path)
   assert len(first.measured) == 4  # forward and draft, for 1 and 2 rows
   assert set(first.forward) == {1, 2} and set(first.forward[1]) == {1, 2, 4}
-  assert set(first.draft[2]) == {1, 2}
+  assert set(first.draft[2]) == {(1, 1), (2, 2)}
   assert all(v > 0 for r in first.forward.values() for v in r.values())
   again = _costs(model_params, path)
   assert again.measured == ()
