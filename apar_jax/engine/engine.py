@@ -16,7 +16,7 @@ import ml_collections
 from apar_jax.engine import data_shards
 from apar_jax.engine.loop import EngineFunctions, compiled_functions
 from apar_jax.engine.draft_control import DraftControl
-from apar_jax.engine.sections import engine_section, speculative_section  # engine_section re-exported
+from apar_jax.engine.sections import engine_section, speculative_section  # noqa: F401 (re-export)
 from apar_jax.engine.request_feed import LiveFeed, RequestFeed, TimedQueue
 from apar_jax.engine.requests import (CapacityError, DoneEvent, PreparedRequest, Request, Result,
                                       check_settings)

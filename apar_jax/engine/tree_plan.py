@@ -4,11 +4,11 @@ For a bucket of r rows and the best T-node tree of the drafter's acceptance tabl
 greedy order, `auto_tree.greedy_paths`, so the trees of all buckets nest), h levels deep, a step is
 estimated to cost
     forward(r, Q) + draft(r, h, k)     (T = 1: forward(r, 1), the drafter does nothing)
-from the measured `step_cost.StepCosts` (k: the top-k guesses per level the tree reads), where Q is the query tokens per row: T, and for Hidden
-Transfer T in its first l of L layers and T (1 + h) in the others, i.e. T + (1 - l / L) T h. The step
-emits E(T) tokens per row (`auto_tree.gain_curve`). Each bucket takes the T maximising E(T) / cost;
-T = 1, the root alone, is "no draft": an AR / APAR step. When no bucket drafts, the engine runs its
-base mode.
+from the measured `step_cost.StepCosts` (k: the top-k guesses per level the tree reads), where Q is
+the query tokens per row: T, and for Hidden Transfer T in its first l of L layers and T (1 + h) in
+the others, i.e. T + (1 - l / L) T h. The step emits E(T) tokens per row (`auto_tree.gain_curve`).
+Each bucket takes the T maximising E(T) / cost; T = 1, the root alone, is "no draft": an AR / APAR
+step. When no bucket drafts, the engine runs its base mode.
 """
 
 import dataclasses

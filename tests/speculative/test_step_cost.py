@@ -22,8 +22,9 @@ def model_params():
 
 def _costs(model_params, path, **kw):
   model, params = model_params
-  draft = lambda h, k: step_cost.draft_work('medusa', params, init_medusa(2, 32), model.cfg, h,  # noqa: E731
-                                            k, 64, 3, 1)
+  heads = init_medusa(2, 32)
+  draft = lambda h, k: step_cost.draft_work(  # noqa: E731
+      'medusa', params, heads, model.cfg, h, k, 64, 3, 1)
   return step_cost.step_costs(model, params, [1, 2], [1, 2, 4], draft, [(1, 1), (2, 2)], 'medusa',
                               context=16, page_size=8, cache_path=path, repeats=1,
                               log=lambda m: None, **kw)
