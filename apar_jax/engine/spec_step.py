@@ -20,8 +20,8 @@ import jax.numpy as jnp
 
 from apar_jax.engine import fork, page_allocator, row_buckets, spec_state
 from apar_jax.engine.spec_config import SpecConfig
-from apar_jax.engine.state import DONE, LIVE, EngineState, PagePool, Slots, pages_for
-from apar_jax.engine.step import StepConfig, record_stats, stamp_steps
+from apar_jax.engine.state import DONE, LIVE, PENDING, EngineState, PagePool, Slots, pages_for
+from apar_jax.engine.step import StepConfig, decode_step, record_stats, stamp_steps
 from apar_jax.engine.step_hints import StepHints, refine_if
 from apar_jax.engine.token_choice import ban_column, choose, step_keys
 from apar_jax.model import PagedSpec
@@ -67,7 +67,7 @@ def drafting_params(dparams: Any, spec: SpecConfig) -> Any:
 
 def drafts(spec: SpecConfig) -> bool:
   """Whether the step verifies drafted tokens (False for the root-only tree: "no draft", the step
-  is an AR / APAR step and skips every drafter computation)."""
+  is AR's / APAR's own, `undrafted_step`)."""
   return spec.tree.num_nodes > 1
 
 
@@ -78,13 +78,13 @@ def verify_forward(params: Any, dparams: Any, state: EngineState, cand: jax.Arra
   slots, tree, d = state.slots, spec.tree, spec.drafter
   make_spec = lambda m: PagedSpec(slots.page_table, slots.length, m, write=live,  # noqa: E731
                                   impl=base.attention_impl)
-  if d.kind == 'hidden_transfer' and drafts(spec):
+  if d.kind == 'hidden_transfer':
     return hidden_transfer.verify_with_transfer_states(
         base.model, params, drafting_params(dparams, spec), cand, slots.length, tree, make_spec,
         state.caches, d.transfer_layer)
   out = base.model.apply({'params': params}, cand, tree.positions(slots.length),
                          make_spec(tree.block_mask(cand.shape[0])), state.caches,
-                         return_hidden=d.kind == 'medusa' and drafts(spec))
+                         return_hidden=d.kind == 'medusa')
   return out.logits, out.hidden, None, out.caches
 
 
@@ -197,7 +197,7 @@ def next_draft(params: Any, dparams: Any, ss: spec_state.SpecSlots, acc: Accepta
   elsewhere); prompt lookup drafts at the start of each step instead."""
   spec = cfg.spec
   d, tree = spec.drafter, spec.tree
-  if d.kind not in ('medusa', 'hidden_transfer') or not drafts(spec):
+  if d.kind not in ('medusa', 'hidden_transfer'):
     return ss.draft
   last_node = _at(acc.nodes, acc.num_nodes - 1)
   lm_head = lm_head_fn(params, cfg.base.model.cfg)
@@ -215,12 +215,33 @@ def next_draft(params: Any, dparams: Any, ss: spec_state.SpecSlots, acc: Accepta
   return jnp.where(live[:, None, None], draft, ss.draft)
 
 
+def undrafted_step(params: Any, state: EngineState, cfg: SpecStepConfig,
+                   hints: Optional[StepHints] = None, rows: Optional[int] = None) -> EngineState:
+  """The root-only tree's step: AR's / APAR's own `decode_step`, with prompt lookup's history kept
+  current (the emitted token; a new child's copy of its parent's). Drafts are left as they are
+  (a later drafting step may find them stale: verified, so never wrong)."""
+  new = decode_step(params, state, cfg.base, hints, rows)
+  if not spec_state.uses_history(cfg.spec):
+    return new
+  old_slots, slots = state.slots, new.slots
+  n_emit = slots.num_out - old_slots.num_out  # [S] 0 or 1 (a COPYING child goes LIVE and emits)
+  history = spec_state.history_emit(new.spec.history, old_slots.length, slots.last_token[:, None],
+                                    n_emit)
+  if cfg.base.apar:
+    new_child = (slots.status == PENDING) & (old_slots.status != PENDING)
+    history = spec_state.history_fork(history, new_child, slots.parent_slot, slots.length,
+                                      cfg.base.ids.child)
+  return new.replace(spec=new.spec.replace(history=history))
+
+
 def spec_step(params: Any, dparams: Any, state: EngineState, cfg: SpecStepConfig,
               hints: Optional[StepHints] = None, rows: Optional[int] = None) -> EngineState:
   """One verification step of every LIVE slot (`hints`: shared by all data shards); the
   verification forward runs on a bucket of `rows` rows holding the LIVE slots (None = all S)."""
   base, spec = cfg.base, cfg.spec
   caps = base.caps
+  if not drafts(spec):
+    return undrafted_step(params, state, cfg, hints, rows)
   if base.apar:
     state = fork.copy_on_write(state, caps, hints)
   live = state.slots.status == LIVE
@@ -228,8 +249,8 @@ def spec_step(params: Any, dparams: Any, state: EngineState, cfg: SpecStepConfig
                             caps.sink)
   state = state.replace(pool=pool, slots=slots)
   rows = caps.max_slots if rows is None else rows
-  cand = (spec.tree.candidates(slots.last_token, spec_state.current_draft(state.spec, slots, spec))
-          if drafts(spec) else slots.last_token[:, None])  # [S, T]
+  cand = spec.tree.candidates(slots.last_token,
+                              spec_state.current_draft(state.spec, slots, spec))  # [S, T]
   logits, hidden, pseudo, caches = row_buckets.on_live_rows(
       lambda st, lv, c: verify_forward(params, dparams, st, c, lv, cfg), state, live, rows, cand)
   state = state.replace(caches=caches)
@@ -241,9 +262,8 @@ def spec_step(params: Any, dparams: Any, state: EngineState, cfg: SpecStepConfig
   if base.apar:
     state, acc, new_child = fork_phase(state, acc, logits, live, cfg, hints)
   slots = state.slots
-  if drafts(spec):  # the root-only tree's K/V is already in place
-    state = state.replace(caches=tuple(compact_paged(c, slots.page_table, slots.length, acc.nodes,
-                                                     acc.num_nodes, live) for c in state.caches))
+  state = state.replace(caches=tuple(compact_paged(c, slots.page_table, slots.length, acc.nodes,
+                                                   acc.num_nodes, live) for c in state.caches))
   state = record_stats(state, live, base)
   length_before = state.slots.length
   state, n_emit = emit_tokens(state, acc, live, base)
@@ -255,8 +275,6 @@ def spec_step(params: Any, dparams: Any, state: EngineState, cfg: SpecStepConfig
       history = spec_state.history_fork(history, new_child, state.slots.parent_slot,
                                         state.slots.length, base.ids.child)
   draft = next_draft(params, dparams, ss, acc, hidden, pseudo, live, cfg, rows)
-  drafted = ss.drafted
-  if drafts(spec):
-    drafted = drafted + jnp.stack([jnp.sum(live), jnp.sum(n_emit)]).astype(jnp.int32)
+  drafted = ss.drafted + jnp.stack([jnp.sum(live), jnp.sum(n_emit)]).astype(jnp.int32)
   return state.replace(spec=ss.replace(draft=draft, history=history, drafted=drafted))
 

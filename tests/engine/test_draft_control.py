@@ -3,7 +3,7 @@ drafter keeps less than planned stops drafting yet stays token-identical to AR."
 
 import pytest
 
-from apar_jax.engine import Engine, Request
+from apar_jax.engine import Engine, Request, tree_signature
 from apar_jax.engine.draft_control import DraftControl
 from apar_jax.engine.tree_plan import BucketChoice
 from apar_jax.speculative import step_cost
@@ -84,3 +84,36 @@ def test_an_engine_stops_drafting_what_does_not_pay_and_stays_lossless(tiny, mon
   assert stats['no_draft_chunks'] > stats['draft_chunks'] > 0
   assert stats['draft_quality'] < 0.5
   assert engine.fns.cache_sizes()['run_chunk'] <= 2 * len(engine.fns.buckets)
+
+
+def test_apar_lookup_alternating_drafted_and_undrafted_chunks_builds_the_apar_tree(forky_params,
+                                                                                    monkeypatch):
+  """Undrafted chunks run APAR's own step and keep prompt lookup's history (forks included), so
+  switching every chunk changes nothing in the answers."""
+  caps = dict(row_buckets=True, max_slots=32, num_pages=400, max_depth=2, max_new_tokens=16,
+              chunk_steps=1)
+  prompts = [[1, 2, 3, 4, 5], [33], list(range(40, 60)), [9, 8, 7, 6, 5, 4, 3, 2, 1, 10, 12, 14]]
+  requests = [Request(token_ids=p, max_new_tokens=16) for p in prompts]
+  base = Engine(tiny_config(**caps), 'apar', params=forky_params, control_ids=IDS,
+                tokenizer=FakeTokenizer())
+  want = base.generate(requests)
+  config = tiny_config(**caps)
+  config.speculative = dict(tree='auto', lookup_num_draft=4, max_tree_nodes=5, step_cost_cache='',
+                            lookup_acceptance=(0.9,))
+  flat = {1: 1.0, 2: 1.0, 4: 1.0, 5: 1.0}
+  monkeypatch.setattr(step_cost, 'step_costs', lambda model, params, rows, *a, **k: StepCosts(
+      {r: flat for r in rows}, {r: {(h, 1): 0.0 for h in range(1, 5)} for r in rows}, ()))
+  engine = Engine(config, 'apar_lookup', params=forky_params, control_ids=IDS,
+                  tokenizer=FakeTokenizer())
+  drafting = engine.fns.drafting_buckets
+  assert drafting  # the plan drafts everywhere; the controller below says it never pays
+  engine.draft_control = DraftControl({r: 2.0 for r in drafting}, {r: 100.0 for r in drafting},
+                                      probe_every=2)
+  got = engine.generate(requests)
+  for w, g in zip(want, got):
+    assert tree_signature(g.branches) == tree_signature(w.branches)
+    assert g.token_ids == w.token_ids and g.refused_forks == 0
+  assert sum(g.forks for g in got) >= 20
+  stats = engine.last_stats
+  assert abs(stats['draft_chunks'] - stats['no_draft_chunks']) <= 1 and stats['draft_chunks'] > 4
+  assert max(g.mean_accepted_tokens for g in got) > 1.2  # the drafted chunks did accept
