@@ -34,13 +34,17 @@ def get_config():
 
   config.distill = distill_defaults()
   # Sampling (not greedy): greedy SmolLM2 loops on long lists until the budget far more often.
+  # Every answer is filtered (apar_data/distill_filter.py); a dropped one is drawn again, up to 3
+  # times. The distilled file ships in data/distill/ so training can start from a fresh clone.
   config.distill.update(
-      num_prompts=160,
-      output=os.path.join(RUN_DIR, 'distill', 'smollm2_sharegpt.jsonl'),
+      num_prompts=4000,
+      split='train',
+      output=os.path.join(REPO, 'data', 'distill', 'smollm2_sharegpt.jsonl'),
       batch_size=16,
       max_new_tokens=384,
       temperature=0.7,
       top_p=0.9,
+      max_attempts=3,
   )
 
   config.train = train_defaults()

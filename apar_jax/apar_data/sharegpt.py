@@ -6,6 +6,7 @@ A conversation yields one (prompt messages, answer) exchange per `gpt` turn: the
 chat messages) and its text. `system` turns are kept as the leading system message. Records marked
 `"finished": false` (answers the distiller cut at its token budget) are skipped, or with
 `unfinished='trim'` cut back to their last blank line (the last complete paragraph or list item).
+Records marked `"kept": false` (answers the distillation's filters dropped) are skipped.
 """
 
 import dataclasses
@@ -80,6 +81,8 @@ def exchanges(records: Iterable[dict[str, Any]], unfinished: str = 'drop') -> It
   if unfinished not in UNFINISHED:
     raise ValueError(f'unfinished must be one of {UNFINISHED}, got {unfinished!r}')
   for index, record in enumerate(records):
+    if record.get('kept') is False:  # a distilled answer its filters dropped
+      continue
     cut = record.get('finished') is False
     if cut and unfinished == 'drop':
       continue

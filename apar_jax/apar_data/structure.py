@@ -2,7 +2,8 @@
 
 List mode (tried first): items `N. Title: details`, `N. **Title**: details`, `N. **Title:** details`
 (`*Title*:` too) and the same behind `-` or `*` bullets (our addition), one style per answer, numbers consecutive, at
-least 3 items, every detail at least 10 characters and holding no nested list. The parent keeps
+least 3 items, every detail at least 10 characters and holding no nested numbered list (nested `-`
+`*` `•` `+` bullets inside a numbered item are the child's to write). The parent keeps
 `N. Title:`; the child holds the detail after the colon (leading space included); the whitespace
 before the next item stays in the parent. The last item's detail ends at the first blank line.
 
@@ -32,6 +33,7 @@ _TITLE = rf'(?:\*\*[^*\n]{{1,{MAX_TITLE_CHARS}}}?\*\*[ \t]*[:：]|\*\*[^*\n:：]
 _ITEM = re.compile(rf'^(?P<marker>\d+\.|[-*])[ \t]+{_TITLE}(?=\s|$)', re.M)
 _LIST_LINE = re.compile(r'^[ \t]*(?:\d+[.)]|[-*•+])[ \t]+\S', re.M)
 _NESTED_LIST_LINE = re.compile(r'\n[ \t]*(?:\d+[.)]|[-*•+])[ \t]+\S')
+_NESTED_NUMBERED_LINE = re.compile(r'\n[ \t]*\d+[.)][ \t]+\S')
 _BLANK_LINE = re.compile(r'\n[ \t]*\n')
 _PARAGRAPH_SPLIT = re.compile(r'\n[ \t]*\n\s*')
 _ABBREVIATIONS = frozenset({'e.g', 'i.e', 'etc', 'vs', 'mr', 'mrs', 'ms', 'dr', 'st', 'no', 'jr', 'sr',
@@ -67,8 +69,11 @@ def list_cuts(text: str) -> Optional[list[tuple[int, int]]]:
   if not matches:
     return None
   styles = [_style(m.group('marker')) for m in matches]
-  style = max(('numbered', '-', '*'), key=styles.count)
+  # A numbered list wins over its own nested bullets, however many there are.
+  style = ('numbered' if styles.count('numbered') >= MIN_ITEMS else
+           max(('numbered', '-', '*'), key=styles.count))
   items = [m for m, s in zip(matches, styles) if s == style]
+  nested = _NESTED_NUMBERED_LINE if style == 'numbered' else _NESTED_LIST_LINE
   if len(items) < MIN_ITEMS:
     return None
   if style == 'numbered':
@@ -84,7 +89,7 @@ def list_cuts(text: str) -> Optional[list[tuple[int, int]]]:
       blank = _BLANK_LINE.search(text, start)
       limit = blank.start() if blank else len(text)
     detail = text[start:limit].rstrip()
-    if len(detail.strip()) < MIN_DETAIL_CHARS or _NESTED_LIST_LINE.search(detail):
+    if len(detail.strip()) < MIN_DETAIL_CHARS or nested.search(detail):
       return None
     cuts.append((start, start + len(detail)))
   return cuts

@@ -1,7 +1,7 @@
 """Held-out requests for the APAR evaluation and the base model's answers to them (cached, resumable).
 
-Held-out = the generated requests after the first `config.distill.num_prompts` (those are the training
-data; `generate_prompts(n)` is a prefix of `generate_prompts(m)` for n < m). The base model answers
+Held-out = the prompt generator's 'heldout' split (topics and templates the distillation, which reads
+the 'train' split, never sees; `apar_data.prompt_generator`). The base model answers
 them with the distillation's own sampling settings, in batches, until there are `num_list` answers
 that extract into a *list* tree (the requests "the base model answers with a list") and `num_plain`
 finished answers with no tree (the held-out plain answers the losses are measured on). Every answer is
@@ -44,10 +44,8 @@ def answer_tree_kind(text: str, finished: bool) -> str:
 
 
 def heldout_prompts(config: ml_collections.ConfigDict, count: int) -> list[Prompt]:
-  """The first `count` requests after the distillation's (same generator, same seed)."""
-  dc = config.distill
-  skip = int(dc.num_prompts)
-  return generate_prompts(skip + count, int(dc.prompt_seed))[skip:]
+  """The first `count` requests of the held-out split (in the distillation's seed's order)."""
+  return generate_prompts(count, int(config.distill.prompt_seed), split='heldout')
 
 
 def read_cache(path: str) -> dict[str, HeldoutAnswer]:

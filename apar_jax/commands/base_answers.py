@@ -1,18 +1,27 @@
-"""The base model answering generated requests in batches: what `distill` and the APAR evaluation share.
+"""The base model answering generated requests: what `distill` and the APAR evaluation share.
 
     runtime = base_runtime(config)                  # the config's model without any adapter
     for batch in answer_batches(runtime, config, dc, prompts, desc='distill'):
       for item in batch: ...                        # Answered: ids, decoded text, finished or cut
 
-Decoding uses the paged engine (AR mode) when it is available, else the dense-cache generator:
-`make_answerer` is the one place that chooses. Every process of a multi-process job runs the same
-batches (the decoding spans all of them); the progress bar shows on process 0 only.
+    queue = collections.deque(Job(prompt, attempt, seed) for ...)
+    for job, item in answer_stream(runtime, config, dc, queue):
+      ...                                           # answers as they finish; append to `queue`
+                                                    # while iterating to ask for more
+
+`answer_stream` streams through the engine (continuous batching: a finished answer's slot takes the
+next request at once, no batch waits for its longest answer; each job has its own sampling seed);
+`answer_batches` decodes fixed batches. Decoding uses the paged engine (AR mode) when it is
+available, else the dense-cache generator (`dc.backend`). Every process of a multi-process job runs
+the same requests (the decoding spans all of them); progress bars show on process 0 only.
 """
 
+import collections
 import dataclasses
+import itertools
 import sys
 import time
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 import ml_collections
 from tqdm import tqdm
@@ -34,6 +43,15 @@ class Answered:
   answer_ids: list[int]  # ends with a stop id when `finished`
   finished: bool  # ended with a stop token, not the budget
   text: str  # the answer without its stop token
+  given_up: str = ''  # why decoding stopped early (`answer_stream`'s `give_up`), '' if it did not
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+  """One answer to draw: the request, which attempt at it, and that attempt's sampling seed."""
+  prompt: Prompt
+  attempt: int = 0
+  seed: int = 0
 
 
 def base_runtime(config: ml_collections.ConfigDict) -> Any:
@@ -58,6 +76,34 @@ def check_backend(dc: ml_collections.ConfigDict) -> str:
   return dc.backend
 
 
+def resolve_backend(dc: ml_collections.ConfigDict) -> str:
+  """'engine' or 'dense' ('auto' = the engine when it is importable)."""
+  backend = check_backend(dc)
+  if backend == 'auto':
+    backend = 'engine' if _engine_available() else 'dense'
+  return backend
+
+
+def ar_engine(runtime: Any, config: ml_collections.ConfigDict, dc: ml_collections.ConfigDict,
+              max_prompt_len: int = 0) -> Any:
+  """The engine in AR mode over the runtime's weights, `dc.batch_size` requests at once; with
+  `max_prompt_len`, page tables sized for prompts that long plus the answer budget."""
+  from apar_jax.engine.cli_api import fit_engine_config
+  from apar_jax.engine.engine import Engine
+  from apar_jax.engine.sections import engine_section
+  config = ml_collections.ConfigDict(config.to_dict())
+  eng = engine_section(config)
+  size = int(dc.batch_size)
+  eng.update(max_slots=max(int(eng.max_slots), size), max_requests=max(int(eng.max_requests), size))
+  config.engine = eng
+  if max_prompt_len:
+    config = fit_engine_config(config, [max_prompt_len] * size, int(dc.max_new_tokens), mode='ar')
+    need = size * int(config.engine.pages_per_slot)
+    config.engine.num_pages = max(int(config.engine.num_pages), need)
+  return Engine(config, mode='ar', params=runtime.params, tokenizer=runtime.tokenizer,
+                mesh=runtime.mesh)
+
+
 def make_answerer(runtime: Any, config: ml_collections.ConfigDict, dc: ml_collections.ConfigDict,
                   max_prompt_len: int = 0) -> tuple[Answerer, str]:
   """(answerer, backend name) over `runtime`: the engine in AR mode if present, else DenseGenerator.
@@ -67,18 +113,11 @@ def make_answerer(runtime: Any, config: ml_collections.ConfigDict, dc: ml_collec
   attention reads every table entry, so a table sized for the default view costs several times the
   time per step.
   """
-  backend = check_backend(dc)
-  if backend == 'auto':
-    backend = 'engine' if _engine_available() else 'dense'
+  backend = resolve_backend(dc)
   tok = runtime.tokenizer
   if backend == 'engine':
-    from apar_jax.engine.cli_api import fit_engine_config
-    from apar_jax.engine.engine import Engine
     from apar_jax.engine.requests import Request
-    if max_prompt_len:
-      config = fit_engine_config(config, [max_prompt_len] * int(dc.batch_size),
-                                 int(dc.max_new_tokens), mode='ar')
-    engine = Engine(config, mode='ar', params=runtime.params, tokenizer=tok, mesh=runtime.mesh)
+    engine = ar_engine(runtime, config, dc, max_prompt_len)
 
     def answer(prompts):
       requests = [Request(token_ids=list(p), max_new_tokens=int(dc.max_new_tokens),
@@ -132,3 +171,94 @@ def answer_batches(runtime: Any, config: ml_collections.ConfigDict, dc: ml_colle
       bar.update(len(batch))
       bar.set_postfix(tok_s=f'{tokens_out / (time.perf_counter() - t0):.0f}')
       yield batch
+
+
+def _answered(tok: Any, prompt: Prompt, prompt_ids: list[int], out: list[int]) -> Answered:
+  finished = bool(out) and out[-1] in set(tok.stop_ids)
+  return Answered(prompt, prompt_ids, out, finished, tok.decode(out[:-1] if finished else out))
+
+
+# How often (new tokens) `answer_stream` shows a partial answer to `give_up`.
+GIVE_UP_EVERY = 32
+
+
+def answer_stream(runtime: Any, config: ml_collections.ConfigDict, dc: ml_collections.ConfigDict,
+                  queue: 'collections.deque[Job]',
+                  give_up: Optional[Callable[[str], str]] = None) -> Iterator[tuple[Job, Answered]]:
+  """Answers the jobs of `queue` (consumed from the left) and yields each as it finishes; jobs the
+  caller appends while iterating are answered too. Ends when the queue is empty and nothing is in
+  flight. Engine backend: continuous batching over `dc.batch_size` slots; dense: batches.
+
+  `give_up(partial text) -> reason` (engine backend): every `GIVE_UP_EVERY` new tokens of an answer
+  its text so far is shown to it; a non-empty reason cancels the answer, which is yielded unfinished
+  with `given_up=reason` and its slot goes to the next job (it must be a reason that more tokens
+  cannot undo, or the answer would have been judged differently had it run on)."""
+  tok = runtime.tokenizer
+  ids: dict[str, list[int]] = {}
+
+  def prompt_ids(job: Job) -> list[int]:
+    if job.prompt.id not in ids:
+      ids[job.prompt.id] = encode_request(tok, config, job.prompt)
+    return ids[job.prompt.id]
+
+  if not queue:
+    return
+  longest = max(len(prompt_ids(job)) for job in queue)
+  if resolve_backend(dc) == 'dense':
+    answer, _ = make_answerer(runtime, config, dc)
+    while queue:
+      batch = [queue.popleft() for _ in range(min(int(dc.batch_size), len(queue)))]
+      outs = answer([prompt_ids(job) for job in batch])
+      for job, out in zip(batch, outs):
+        yield job, _answered(tok, job.prompt, prompt_ids(job), out)
+    return
+
+  from apar_jax.engine.request_feed import LiveFeed
+  from apar_jax.engine.requests import DoneEvent, Request, TokensEvent
+  engine = ar_engine(runtime, config, dc, longest)  # retries ask the same prompts again
+  window = 2 * int(dc.batch_size)  # requests waiting for a slot
+  feed = LiveFeed(max_waiting=window)
+  in_flight: dict[int, Job] = {}
+  counter = itertools.count()
+
+  def top_up() -> None:
+    while queue and feed.waiting() < window:
+      job = queue.popleft()
+      index = next(counter)
+      in_flight[index] = job
+      feed.submit(engine.prepare(index, Request(
+          token_ids=prompt_ids(job), max_new_tokens=int(dc.max_new_tokens),
+          temperature=float(dc.temperature), top_k=int(dc.top_k), top_p=float(dc.top_p),
+          seed=int(job.seed))))
+    if not queue and not in_flight:
+      feed.close()
+
+  partial: dict[int, list[int]] = collections.defaultdict(list)
+  checked: dict[int, int] = collections.defaultdict(int)
+  reasons: dict[int, str] = {}
+
+  def look(event: TokensEvent) -> None:
+    tokens = partial[event.index]
+    tokens.extend(event.new_tokens)
+    if event.index in reasons or len(tokens) - checked[event.index] < GIVE_UP_EVERY:
+      return
+    checked[event.index] = len(tokens)
+    reason = give_up(tok.decode(tokens))
+    if reason:
+      reasons[event.index] = reason
+      feed.cancel(event.index)
+
+  top_up()
+  for event in engine.serve(feed, stream_tokens=give_up is not None):
+    if isinstance(event, TokensEvent):
+      look(event)
+    elif isinstance(event, DoneEvent):
+      job = in_flight.pop(event.index)
+      partial.pop(event.index, None)
+      checked.pop(event.index, None)
+      answered = _answered(tok, job.prompt, prompt_ids(job), list(event.result.token_ids))
+      reason = reasons.pop(event.index, '')
+      if reason and not answered.finished:
+        answered = dataclasses.replace(answered, given_up=reason)
+      yield job, answered
+      top_up()

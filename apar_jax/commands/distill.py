@@ -1,90 +1,129 @@
-"""`python -m apar_jax distill`: the base model answers the shipped requests -> ShareGPT JSONL.
+"""`python -m apar_jax distill`: the base model answers the shipped requests -> filtered ShareGPT JSONL.
 
     python -m apar_jax distill --config=configs/apar_smollm2_135m.py [--config.distill.num_prompts=N]
 
-Requests come from `apar_data.prompt_generator` (deterministic). Answers are decoded in batches and
-appended to `config.distill.output` as they finish, one ShareGPT record per line with the extra fields
-`kind`, `finished` (ended with a stop token, not the budget) and `num_tokens`. Re-running skips the
-ids already in the file, so an interrupted run resumes where it stopped. Decoding: `base_answers.py`
-(the paged engine in AR mode, else the dense-cache generator). In a multi-process job every process
-decodes and process 0 alone reads and writes the file (the others take its list of what is left).
+Requests: the first `num_prompts` of `apar_data.prompt_generator`'s `split` (default 'train'; the
+held-out split is never distilled). They stream through the engine (continuous batching), sampled
+with the config's temperature / top-p, each attempt with its own seed. Every answer is judged by
+`apar_data.distill_filter` (finished, content filters, no 4-gram loop, a tree the extractor accepts
+with no duplicate titles or empty items for list / paragraph requests, no list for plain ones); a
+dropped answer is followed by another attempt until `max_attempts`. An answer that already loops is
+cancelled mid-decode (`distill_filter.hopeless`): its slot goes to the next request.
+
+Every answer, kept or dropped, is appended to `config.distill.output` as it finishes: a ShareGPT record
+with `kind`, `finished`, `num_tokens`, `attempt`, `seed`, `kept`, `drop_reason`, `tree_kind`, `split`
+(the trainer reads only kept ones). Re-running resumes: a request with a kept answer is done, else its
+next attempt follows the ones in the file, so a kill at any moment loses at most the answers in
+flight and never writes one twice. The totals (kept, dropped by reason) are printed and written to
+`<output>.report.json`. In a multi-process job every process decodes and process 0 alone reads and
+writes the file (the others take its record of what is left).
 """
 
+import collections
 import contextlib
+import hashlib
 import json
 import os
 import sys
 
 import ml_collections
 import numpy as np
+from tqdm import tqdm
 
 from apar_jax import distributed
+from apar_jax.apar_data.distill_filter import Verdict, hopeless, judge
+from apar_jax.apar_data.distill_report import (format_report, request_logs, summarise,
+                                               truncate_partial_line)
 from apar_jax.apar_data.prompt_generator import generate_prompts
 from apar_jax.apar_data.sharegpt import sharegpt_record
-from apar_jax.commands.base_answers import answer_batches, base_runtime, check_backend
+from apar_jax.commands.base_answers import Job, answer_stream, base_runtime, check_backend
 
 
 def distill_section(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  if 'distill' in config:
-    return config.distill
   from apar_jax.training.defaults import distill_defaults
-  return distill_defaults()
+  dc = distill_defaults()
+  if 'distill' in config:
+    dc.update(config.distill.to_dict())  # files written before a field existed keep its default
+  return dc
 
 
-def done_ids(path: str) -> set[str]:
-  """Ids already answered in `path` (a partial last line from a crash is ignored)."""
-  if not os.path.exists(path):
-    return set()
-  ids = set()
-  with open(path, encoding='utf-8') as f:
-    for line in f:
-      try:
-        ids.add(json.loads(line)['id'])
-      except (json.JSONDecodeError, KeyError, TypeError):
-        continue
-  return ids
+def attempt_seed(seed: int, prompt_id: str, attempt: int) -> int:
+  """The sampling seed of one attempt at one request (the same on every machine and re-run)."""
+  digest = hashlib.sha1(f'{seed}:{prompt_id}:{attempt}'.encode()).hexdigest()
+  return int(digest[:7], 16)
 
 
-def _truncate_partial_line(path: str) -> None:
-  """Drops an unterminated last line (a crash mid-write) so appends stay valid JSONL."""
-  if not os.path.exists(path) or os.path.getsize(path) == 0:
-    return
-  with open(path, 'rb+') as f:
-    data = f.read()
-    if not data.endswith(b'\n'):
-      f.truncate(data.rfind(b'\n') + 1)
+def report_path(output: str) -> str:
+  return output + '.report.json'
+
+
+def _check(dc: ml_collections.ConfigDict) -> None:
+  if int(dc.batch_size) < 1 or int(dc.max_new_tokens) < 1:
+    raise ValueError('config.distill.batch_size and max_new_tokens must be >= 1')
+  if int(dc.max_attempts) < 1:
+    raise ValueError(f'config.distill.max_attempts must be >= 1, got {dc.max_attempts}')
+  check_backend(dc)
+
+
+def _todo(prompts, out_path: str, max_attempts: int, main: bool) -> np.ndarray:
+  """[n, 2] int: (attempts written, kept) per prompt, as process 0's file says."""
+  state = np.zeros((len(prompts), 2), np.int64)
+  if main:
+    logs = request_logs(out_path)
+    for i, p in enumerate(prompts):
+      log = logs.get(p.id)
+      if log is not None:
+        state[i] = (log.attempts, log.kept)
+  return distributed.agree_with_main(state)
 
 
 def run(config: ml_collections.ConfigDict) -> None:
-  """Answers the requests not yet in `config.distill.output` and appends them (process 0 writes;
-  every process of a multi-process job decodes, on the requests process 0's file lacks)."""
+  """Answers, judges and appends until every request has a kept answer or used its attempts."""
   dc = distill_section(config)
-  if int(dc.batch_size) < 1 or int(dc.max_new_tokens) < 1:
-    raise ValueError('config.distill.batch_size and max_new_tokens must be >= 1')
-  check_backend(dc)
-  prompts = generate_prompts(int(dc.num_prompts), int(dc.prompt_seed))
+  _check(dc)
+  prompts = generate_prompts(int(dc.num_prompts), int(dc.prompt_seed), split=dc.split)
   out_path = dc.output
+  max_attempts = int(dc.max_attempts)
   main = distributed.is_main_process()
   log = (lambda msg: print(msg, file=sys.stderr)) if main else (lambda msg: None)  # noqa: E731
-  seen: set[str] = set()
   if main:
     os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
-    _truncate_partial_line(out_path)
-    seen = done_ids(out_path)
-  wanted = distributed.agree_with_main(np.array([p.id not in seen for p in prompts], bool))
-  todo = [p for p, want in zip(prompts, wanted) if want]
-  log(f'[distill] {len(prompts)} prompts, {len(prompts) - len(todo)} already in {out_path}, '
-      f'{len(todo)} to answer')
-  if not todo:
-    return
+    truncate_partial_line(out_path)
+  state = _todo(prompts, out_path, max_attempts, main)
+  queue = collections.deque(
+      Job(p, int(a), attempt_seed(int(dc.seed), p.id, int(a)))
+      for p, (a, kept) in zip(prompts, state) if not kept and a < max_attempts)
+  log(f'[distill] {len(prompts)} prompts ({dc.split} split), {len(prompts) - len(queue)} settled in '
+      f'{out_path}, {len(queue)} to answer (up to {max_attempts} attempts each)')
+  if queue:
+    _answer(config, dc, queue, out_path, main)
+  if main:
+    summary = summarise(out_path)
+    with open(report_path(out_path), 'w', encoding='utf-8') as f:
+      json.dump(summary, f, indent=1)
+    log('[distill] ' + format_report(summary))
+
+
+def _answer(config, dc, queue, out_path: str, main: bool) -> None:
+  max_attempts = int(dc.max_attempts)
+  counts: collections.Counter = collections.Counter()
   out = open(out_path, 'a', encoding='utf-8') if main else contextlib.nullcontext()
-  with out as f:
-    for batch in answer_batches(base_runtime(config), config, dc, todo, desc='distill'):
-      if f is None:
-        continue
-      for item in batch:
+  with out as f, tqdm(total=len(queue), desc='distill', unit='request', file=sys.stderr,
+                      dynamic_ncols=True, disable=not main) as bar:
+    for job, item in answer_stream(base_runtime(config), config, dc, queue, give_up=hopeless):
+      p = job.prompt
+      verdict = (Verdict(False, item.given_up, '') if item.given_up
+                 else judge(item.text, item.finished, p.kind))
+      counts['kept' if verdict.kept else verdict.reason] += 1
+      if f is not None:
         f.write(json.dumps(sharegpt_record(
-            item.prompt.id, item.prompt.text, item.text, kind=item.prompt.kind,
-            finished=item.finished, num_tokens=len(item.answer_ids)), ensure_ascii=False) + '\n')
-      f.flush()
-  log(f'[distill] wrote {len(todo)} answers to {out_path}')
+            p.id, p.text, item.text, kind=p.kind, finished=item.finished,
+            num_tokens=len(item.answer_ids), attempt=job.attempt, seed=job.seed, kept=verdict.kept,
+            drop_reason=verdict.reason, tree_kind=verdict.tree_kind, split=p.split),
+            ensure_ascii=False) + '\n')
+        f.flush()
+      if not verdict.kept and job.attempt + 1 < max_attempts:
+        queue.append(Job(p, job.attempt + 1, attempt_seed(int(dc.seed), p.id, job.attempt + 1)))
+      else:
+        bar.update(1)
+      bar.set_postfix(kept=counts['kept'], dropped=sum(counts.values()) - counts['kept'])

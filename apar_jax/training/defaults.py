@@ -48,8 +48,10 @@ def distill_defaults() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(
       num_prompts=2000,             # requests from the shipped generator
       prompt_seed=0,
+      split='train',                # the generator's split ('heldout' is for evaluation only)
+      max_attempts=3,               # answers drawn per request until one passes the filters
       output='runs/distill/sharegpt.jsonl',
-      batch_size=8,                 # answers decoded together
+      batch_size=8,                 # answers decoded together (engine: slots of continuous batching)
       max_new_tokens=320,
       temperature=0.0,
       top_p=1.0,

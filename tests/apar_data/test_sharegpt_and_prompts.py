@@ -1,10 +1,12 @@
 """ShareGPT reading/validation and the deterministic prompt generator."""
 
 import json
+import os
 
 import pytest
 
-from apar_jax.apar_data.prompt_generator import all_prompts, generate_prompts
+from apar_jax.apar_data.prompt_generator import (DATA_DIR, SPLITS, all_prompts, generate_prompts,
+                                                 is_held_out, prompt_pools, split_of)
 from apar_jax.apar_data.sharegpt import exchanges, read_conversations, sharegpt_record
 
 
@@ -40,18 +42,49 @@ def test_bad_files_are_explained(tmp_path):
 
 def test_prompt_generator_is_deterministic_varied_and_mixed():
   pools = all_prompts()
-  assert sum(len(v) for v in pools.values()) >= 2000
-  prompts = generate_prompts(2000, seed=0)
-  assert prompts == generate_prompts(2000, seed=0)
-  assert prompts != generate_prompts(2000, seed=1)
-  assert len({p.text for p in prompts}) == len({p.id for p in prompts}) == 2000
+  assert sum(len(v) for v in pools.values()) >= 9000  # the train split alone
+  prompts = generate_prompts(4000, seed=0)
+  assert prompts == generate_prompts(4000, seed=0)
+  assert prompts != generate_prompts(4000, seed=1)
+  assert generate_prompts(5000, seed=0)[:4000] == prompts  # a longer run extends a shorter one
+  assert len({p.text for p in prompts}) == len({p.id for p in prompts}) == 4000
   kinds = [p.kind for p in prompts]
-  assert kinds.count('list') == 1200 and kinds.count('paragraphs') == 400
+  assert kinds.count('list') == 2400 and kinds.count('paragraphs') == 800
   first = [p.kind for p in prompts[:100]]  # any prefix has about the same mix
   assert 55 <= first.count('list') <= 65 and first.count('plain') >= 15
-  assert all('{x}' not in p.text for p in prompts)
+  assert all('{x}' not in p.text and '{n}' not in p.text for p in prompts)
+  assert all(p.split == 'train' for p in prompts)
+  texts = [p.text for p in prompts]  # phrasings: questions, imperatives, counts, context
+  assert sum(t.endswith('?') for t in texts) > 1000 and sum(not t.endswith('?') for t in texts) > 1000
+  assert sum(any(c.isdigit() for c in t) for t in texts) > 200
+  assert sum(t.startswith(("I'm", 'I ', 'My ', 'We ')) for t in texts) > 200
   with pytest.raises(ValueError, match='distinct prompts'):
     generate_prompts(10**6)
+  with pytest.raises(ValueError, match='split'):
+    generate_prompts(5, split='test')
+
+
+def test_heldout_split_shares_no_topic_and_no_template_with_training():
+  templates = json.load(open(os.path.join(DATA_DIR, 'templates.json'), encoding='utf-8'))
+  topics = json.load(open(os.path.join(DATA_DIR, 'topics.json'), encoding='utf-8'))
+  pools = prompt_pools()
+  by_split = {s: [p for pool in pools.values() for p in pool if p.split == s] for s in SPLITS}
+  assert len([p for p in by_split['heldout'] if p.kind == 'list']) >= 100
+  assert len([p for p in by_split['heldout'] if p.kind == 'plain']) >= 40
+  assert not {p.id for p in by_split['heldout']} & {p.id for p in by_split['train']}
+  held_topics = {t for ts in topics.values() for t in ts if is_held_out(t)}
+  held_forms = {f for cats in templates.values() for fs in cats.values() for f in fs if is_held_out(f)}
+  assert held_topics and held_forms
+  for kind, cats in templates.items():  # every request of a held-out pair is held out, and only those
+    for category, forms in cats.items():
+      for form in forms[:3]:
+        for topic in topics[category][:12]:
+          assert split_of(form, topic) == ('heldout' if form in held_forms and topic in held_topics
+                                           else 'train' if not (form in held_forms or topic in
+                                                                 held_topics) else 'mixed')
+  held = generate_prompts(40, seed=0, split='heldout')
+  assert all(p.split == 'heldout' for p in held)
+  assert not {p.id for p in held} & {p.id for p in generate_prompts(4000, seed=0)}
 
 
 def test_unfinished_answers_are_dropped_or_trimmed():

@@ -12,14 +12,14 @@ from apar_jax.benchmarks.heldout_answers import (HeldoutAnswer, answer_tree_kind
 from apar_jax.model import CausalSpec, build_model
 
 
-def test_heldout_requests_follow_the_distilled_ones(load_config):
+def test_heldout_requests_are_the_split_the_distillation_never_reads(load_config):
   config = load_config('apar_smollm2_135m')
-  n = int(config.distill.num_prompts)
   held = heldout_prompts(config, 30)
-  everything = generate_prompts(n + 30, int(config.distill.prompt_seed))
-  trained = {p.id for p in generate_prompts(n, int(config.distill.prompt_seed))}
-  assert held == everything[n:]
-  assert not trained & {p.id for p in held}
+  trained = generate_prompts(int(config.distill.num_prompts), int(config.distill.prompt_seed),
+                             split=config.distill.split)
+  assert len(held) == 30 and {p.split for p in held} == {'heldout'}
+  assert not {p.id for p in trained} & {p.id for p in held}
+  assert not {p.text for p in trained} & {p.text for p in held}
 
 
 def test_answer_nll_equals_a_sequence_by_sequence_reference(tiny_config):

@@ -34,7 +34,7 @@ def tiny_config(out_path: str, num_prompts: int):
   config = module.get_config()
   config.distill = distill_defaults()
   config.distill.update(num_prompts=num_prompts, output=out_path, batch_size=4, max_new_tokens=6,
-                        backend='engine', temperature=0.0)
+                        backend='engine', temperature=0.0, max_attempts=1)
   return config
 
 

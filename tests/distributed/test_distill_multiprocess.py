@@ -29,5 +29,5 @@ def test_two_process_distill_writes_once_and_matches_one_process(tmp_path):
     assert json.loads((tmp_path / f'worker_{pid}.json').read_text()) == dict(process=pid,
                                                                              processes=2)
   logs = {pid: (tmp_path / f'worker_{pid}.log').read_text() for pid in (0, 1)}
-  assert '[distill] 6 prompts, 4 already in' in logs[0]  # the resumed run
+  assert '[distill] 6 prompts (train split), 4 settled in' in logs[0]  # the resumed run
   assert '[distill]' not in logs[1]  # progress and messages from process 0 only

@@ -5,7 +5,8 @@ import os
 
 import pytest
 
-from apar_jax.apar_data.sharegpt import read_conversations
+from apar_jax.apar_data.distill_filter import Verdict
+from apar_jax.apar_data.sharegpt import exchanges, read_conversations
 from apar_jax.commands import distill
 from apar_jax.training.defaults import distill_defaults
 
@@ -23,30 +24,68 @@ def _lines(path):
 
 
 @pytest.mark.parametrize('backend', ['dense', 'engine'])
-def test_distill_writes_sharegpt_and_resumes(tmp_path, load_config, backend):
+def test_distill_writes_every_attempt_and_resumes_without_loss_or_duplicates(tmp_path, load_config,
+                                                                             backend):
   out = str(tmp_path / 'out.jsonl')
   config = _config(load_config, out, backend)
-  distill.run(config)
+  config.distill.max_attempts = 2
+  distill.run(config)  # a random tiny model never finishes: every answer dropped, two attempts each
   records = _lines(out)
-  assert len(records) == 5 and len({r['id'] for r in records}) == 5
+  assert len(records) == 10
+  assert sorted((r['id'], r['attempt']) for r in records) == sorted(
+      (i, a) for i in {r['id'] for r in records} for a in (0, 1))
   assert all(r['conversations'][0]['from'] == 'human' and r['conversations'][1]['from'] == 'gpt'
              for r in records)
-  assert all(0 < r['num_tokens'] <= 6 and isinstance(r['finished'], bool) for r in records)
-  assert len(read_conversations(out)) == 5
+  assert all(0 < r['num_tokens'] <= 6 and r['finished'] is False for r in records)
+  assert all(r['kept'] is False and r['drop_reason'] == 'budget' and r['split'] == 'train'
+             for r in records)
+  assert len({(r['id'], r['seed']) for r in records}) == 10  # each attempt its own seed
+  assert len(read_conversations(out)) == 10
+  report = json.loads(open(distill.report_path(out), encoding='utf-8').read())
+  assert report['answers'] == 10 and report['requests_kept'] == 0
+  assert report['dropped'] == {'budget': 10}
 
-  # Simulate a crash: two records lost and a half-written line; the re-run answers just those.
+  # Simulate a crash: seven records lost and a half-written line; the re-run answers just those.
   with open(out, 'w', encoding='utf-8') as f:
     f.writelines(json.dumps(r) + '\n' for r in records[:3])
     f.write('{"id": "partial')
   distill.run(config)
   again = _lines(out)
-  assert [r['id'] for r in again[:3]] == [r['id'] for r in records[:3]]
-  assert sorted(r['id'] for r in again) == sorted(r['id'] for r in records)
+  assert again[:3] == records[:3]
+  key = lambda r: (r['id'], r['attempt'])  # noqa: E731
+  assert sorted(map(key, again)) == sorted(map(key, records))  # nothing lost, nothing twice
   if backend == 'dense':  # greedy: the same answers again
-    assert again[3:] == records[3:]
+    assert sorted(again, key=key) == sorted(records, key=key)
   mtime = os.path.getmtime(out)
   distill.run(config)  # nothing left to do
   assert os.path.getmtime(out) == mtime
+
+
+def test_distill_stops_drawing_once_an_answer_is_kept(tmp_path, load_config, monkeypatch):
+  out = str(tmp_path / 'out.jsonl')
+  config = _config(load_config, out, 'engine')
+  config.distill.max_attempts = 3
+  # The first five answers are dropped, the rest kept (the filters are tested on their own).
+  calls = []
+
+  def judge(text, finished, kind):
+    calls.append(kind)
+    return Verdict(len(calls) > 5, '' if len(calls) > 5 else 'budget', '')
+  monkeypatch.setattr(distill, 'judge', judge)
+  distill.run(config)
+  records = _lines(out)
+  by_id = {}
+  for r in records:
+    by_id.setdefault(r['id'], []).append(r)
+  assert len(by_id) == 5 and len(records) == 10
+  for rs in by_id.values():  # attempts in order, drawn until the first kept one
+    assert [r['attempt'] for r in rs] == list(range(len(rs)))
+    assert rs[-1]['kept'] and not any(r['kept'] for r in rs[:-1])
+  assert len(read_conversations(out)) == 10
+  as_finished = [{**r, 'finished': True} for r in records]
+  assert len(list(exchanges(as_finished))) == 5  # the trainer reads the kept ones only
+  distill.run(config)  # every request settled
+  assert len(_lines(out)) == 10
 
 
 def test_bad_backend(tmp_path, load_config):
@@ -59,7 +98,7 @@ def test_train_command_distills_first(tmp_path, load_config, monkeypatch):
   from apar_jax.commands import train as train_command
   from apar_jax.training.defaults import train_defaults
   config = _config(load_config, str(tmp_path / 'distilled.jsonl'), 'dense')
-  config.distill.update(num_prompts=4, max_new_tokens=4)
+  config.distill.update(num_prompts=4, max_new_tokens=4, max_attempts=1)
   config.train = train_defaults()
   config.train.update(data_path=config.distill.get_ref('output'), distill_first=True,
                       plain_fraction=1.0, seq_len=96, max_branches=4, batch_size=2, total_steps=1,
@@ -69,7 +108,8 @@ def test_train_command_distills_first(tmp_path, load_config, monkeypatch):
   config.train.lora.rank = 2
   # A random tiny model never ends its answers: train on the cut ones anyway in this test.
   monkeypatch.setattr(dataset, 'exchanges', lambda records, unfinished: sharegpt.exchanges(
-      [{k: v for k, v in r.items() if k != 'finished'} for r in records], unfinished))
+      [{k: v for k, v in r.items() if k not in ('finished', 'kept')} for r in records],
+      unfinished))
   train_command.run(config)
   assert len(_lines(config.distill.output)) == 4
   assert os.path.isdir(str(tmp_path / 'adapter')) and os.path.exists(str(tmp_path / 'loss.png'))
