@@ -22,8 +22,14 @@ import re
 MAX_TITLE_CHARS = 80
 MIN_DETAIL_WORDS = 3
 NGRAM = 4
-LOOP_MIN_REPEATS = 4  # a word 4-gram seen this many times is a loop
-LOOP_REPEATED_FRACTION = 0.25  # or this share of all 4-grams are repeats
+# A loop: a word 4-gram seen LOOP_MIN_REPEATS times, a LOOP_SPAN-word run seen LOOP_SPAN_REPEATS
+# times (a repeated sentence), or LOOP_REPEATED_FRACTION of all 4-grams repeats. A topic's name said
+# four times ("the Hubble Space Telescope") is not a loop; the first two rules can only get worse as
+# an answer grows (`Quality.loops_for_good`).
+LOOP_MIN_REPEATS = 6
+LOOP_SPAN = 8
+LOOP_SPAN_REPEATS = 3
+LOOP_REPEATED_FRACTION = 0.25
 
 _NUMBERED = re.compile(r'^[ \t]{0,3}(\d{1,3})[.)](?=\s|$)[ \t]*', re.M)
 _BULLET = re.compile(r'^[ \t]{0,1}[-*•](?=[ \t])[ \t]*', re.M)
@@ -43,9 +49,15 @@ class Quality:
   empty_details: int  # items whose detail has < MIN_DETAIL_WORDS words (cut last item exempt)
   repeated_4grams: int  # word 4-gram occurrences beyond the first of each
   max_4gram_count: int  # occurrences of the most frequent word 4-gram
+  max_span_count: int  # occurrences of the most frequent LOOP_SPAN-word run
   total_4grams: int
   has_loop: bool
   finished: bool
+
+  @property
+  def loops_for_good(self) -> bool:
+    """A loop that no continuation of the answer can undo."""
+    return self.max_4gram_count >= LOOP_MIN_REPEATS or self.max_span_count >= LOOP_SPAN_REPEATS
 
   @property
   def num_items(self) -> int:
@@ -124,5 +136,7 @@ def answer_quality(text: str, finished: bool = True) -> Quality:
   total = sum(counts.values())
   repeated = total - len(counts)
   most = max(counts.values(), default=0)
-  loop = most >= LOOP_MIN_REPEATS or (total >= 20 and repeated / total >= LOOP_REPEATED_FRACTION)
-  return Quality(items, duplicates, empty, repeated, most, total, loop, finished)
+  span = max(ngram_counts(text, LOOP_SPAN).values(), default=0)
+  loop = (most >= LOOP_MIN_REPEATS or span >= LOOP_SPAN_REPEATS
+          or (total >= 20 and repeated / total >= LOOP_REPEATED_FRACTION))
+  return Quality(items, duplicates, empty, repeated, most, span, total, loop, finished)

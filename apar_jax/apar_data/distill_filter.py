@@ -12,13 +12,13 @@ Rules, first failure wins (the reason names it):
 - plain requests: 'structured_plain' (a list or a tree in an answer that should have none: training
   on it without forks would teach the model to write lists without forking).
 
-`hopeless(partial text)` names a reason that more tokens cannot undo (a 4-gram already seen
-`LOOP_MIN_REPEATS` times), so distillation can stop decoding such an answer early.
+`hopeless(partial text)` names a reason that more tokens cannot undo (a loop already there for good,
+`Quality.loops_for_good`), so distillation can stop decoding such an answer early.
 """
 
 import dataclasses
 
-from apar_jax.apar_data.answer_quality import LOOP_MIN_REPEATS, answer_quality
+from apar_jax.apar_data.answer_quality import answer_quality
 from apar_jax.apar_data.content_filters import rejection_reason
 from apar_jax.apar_data.structure import extract_tree
 
@@ -67,5 +67,4 @@ def judge(text: str, finished: bool, kind: str) -> Verdict:
 
 def hopeless(partial_text: str) -> str:
   """'4gram_loop' if the answer so far already loops (it can only get worse), else ''."""
-  quality = answer_quality(partial_text, finished=False)
-  return '4gram_loop' if quality.max_4gram_count >= LOOP_MIN_REPEATS else ''
+  return '4gram_loop' if answer_quality(partial_text, finished=False).loops_for_good else ''

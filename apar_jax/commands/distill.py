@@ -12,7 +12,8 @@ cancelled mid-decode (`distill_filter.hopeless`): its slot goes to the next requ
 
 Every answer, kept or dropped, is appended to `config.distill.output` as it finishes: a ShareGPT record
 with `kind`, `finished`, `num_tokens`, `attempt`, `seed`, `kept`, `drop_reason`, `tree_kind`, `split`
-(the trainer reads only kept ones). Re-running resumes: a request with a kept answer is done, else its
+(the trainer reads only kept ones). A re-run first judges the file's finished answers again with the
+filters of the day (`rejudge`), then resumes: a request with a kept answer is done, else its
 next attempt follows the ones in the file, so a kill at any moment loses at most the answers in
 flight and never writes one twice. The totals (kept, dropped by reason) are printed and written to
 `<output>.report.json`. In a multi-process job every process decodes and process 0 alone reads and
@@ -31,9 +32,9 @@ import numpy as np
 from tqdm import tqdm
 
 from apar_jax import distributed
-from apar_jax.apar_data.distill_filter import Verdict, hopeless, judge
-from apar_jax.apar_data.distill_report import (format_report, request_logs, summarise,
-                                               truncate_partial_line)
+from apar_jax.apar_data.distill_filter import REQUEST_KINDS, Verdict, hopeless, judge
+from apar_jax.apar_data.distill_report import (format_report, read_records, request_logs,
+                                               summarise, truncate_partial_line)
 from apar_jax.apar_data.prompt_generator import generate_prompts
 from apar_jax.apar_data.sharegpt import sharegpt_record
 from apar_jax.commands.base_answers import Job, answer_stream, base_runtime, check_backend
@@ -65,6 +66,40 @@ def _check(dc: ml_collections.ConfigDict) -> None:
   check_backend(dc)
 
 
+SUPERSEDED = 'another_attempt_kept'
+
+
+def rejudge(out_path: str) -> int:
+  """Judges the file's finished answers again with today's filters (they may have changed since the
+  file was written) and rewrites it atomically if a verdict changed; returns how many changed. Only
+  the first kept answer of a request stays kept (later ones: `SUPERSEDED`). Cut answers keep their
+  verdict (their text is what the cut left)."""
+  records = list(read_records(out_path))
+  changed = 0
+  kept_ids: set[str] = set()
+  for record in records:
+    verdict = None
+    if record.get('finished') is True and record.get('kind') in REQUEST_KINDS:
+      verdict = judge(record['conversations'][-1]['value'], True, record['kind'])
+    elif 'kept' in record:
+      verdict = Verdict(record['kept'], record.get('drop_reason', ''), record.get('tree_kind', ''))
+    if verdict is None:
+      continue
+    if verdict.kept and record['id'] in kept_ids:
+      verdict = Verdict(False, SUPERSEDED, '')
+    kept_ids.update([record['id']] if verdict.kept else [])
+    new = dict(kept=verdict.kept, drop_reason=verdict.reason, tree_kind=verdict.tree_kind)
+    if any(record.get(k) != v for k, v in new.items()):
+      record.update(new)
+      changed += 1
+  if changed:
+    tmp = out_path + '.rejudged'
+    with open(tmp, 'w', encoding='utf-8') as f:
+      f.writelines(json.dumps(r, ensure_ascii=False) + '\n' for r in records)
+    os.replace(tmp, out_path)
+  return changed
+
+
 def _todo(prompts, out_path: str, max_attempts: int, main: bool) -> np.ndarray:
   """[n, 2] int: (attempts written, kept) per prompt, as process 0's file says."""
   state = np.zeros((len(prompts), 2), np.int64)
@@ -89,6 +124,9 @@ def run(config: ml_collections.ConfigDict) -> None:
   if main:
     os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
     truncate_partial_line(out_path)
+    changed = rejudge(out_path)
+    if changed:
+      log(f'[distill] today\'s filters changed {changed} verdicts in {out_path} (rewritten)')
   state = _todo(prompts, out_path, max_attempts, main)
   queue = collections.deque(
       Job(p, int(a), attempt_seed(int(dc.seed), p.id, int(a)))

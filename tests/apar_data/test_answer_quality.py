@@ -48,11 +48,21 @@ def test_empty_details_both_ways_and_the_cut_last_item():
 
 
 def test_loops_both_ways():
-  loop = 'I love my garden. ' + 'The plants grow tall and green every day. ' * 5
-  assert answer_quality(loop).has_loop and answer_quality(loop).max_4gram_count == 5
+  loop = 'I love my garden. ' + 'The plants grow tall and green every day. ' * 3
+  q = answer_quality(loop)
+  assert q.has_loop and q.loops_for_good and q.max_span_count == 3  # a sentence said three times
   assert not answer_quality(GOOD).has_loop
   assert answer_quality(GOOD).repeated_4grams == 0
-  # many repeats, none 4 times: the repeated share decides
-  spread = ' '.join(f'alpha beta gamma delta {w}' for w in ('one', 'two', 'three')) * 1
+  # A name said four times in an answer about it is not a loop; the same 4-gram six times is.
+  name = ('The Hubble Space Telescope was launched in 1990. Astronomers used the Hubble Space '
+          'Telescope to measure how fast the universe grows. Images from the Hubble Space Telescope '
+          'fill textbooks. Its successor joined the Hubble Space Telescope in 2021.')
+  q = answer_quality(name)
+  assert q.max_4gram_count == 4 and not q.has_loop
+  six = ' '.join(f'You can try a {w}.' for w in ('cake', 'pie', 'tart', 'bun', 'roll', 'scone'))
+  q = answer_quality(six)
+  assert q.max_4gram_count == 6 and q.has_loop and q.loops_for_good
+  # many repeats, none frequent: the repeated share decides (and a longer answer may dilute it)
+  spread = ' '.join(f'alpha beta gamma delta {w}' for w in ('one', 'two', 'three'))
   q = answer_quality(spread)
   assert q.max_4gram_count == 3 and q.repeated_4grams == 2

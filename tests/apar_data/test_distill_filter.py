@@ -43,7 +43,7 @@ def test_bad_kind():
 
 def test_hopeless_only_when_more_tokens_cannot_save_the_answer():
   assert hopeless(LIST) == ''
-  looping = LIST + ' Enjoy your plant!' * 5
+  looping = LIST + ' Enjoy your plant, it will thank you!' * 4
   assert hopeless(looping) == '4gram_loop'
   assert judge(looping, True, 'list').reason == '4gram_loop'  # the full answer is dropped too
   for cut in range(0, len(LIST), 40):  # a clean answer is never given up on along the way

@@ -113,3 +113,26 @@ def test_train_command_distills_first(tmp_path, load_config, monkeypatch):
   train_command.run(config)
   assert len(_lines(config.distill.output)) == 4
   assert os.path.isdir(str(tmp_path / 'adapter')) and os.path.exists(str(tmp_path / 'loss.png'))
+
+
+def test_rejudge_applies_todays_filters_to_finished_answers_only(tmp_path):
+  good = ('Try these:\n\n1. **Water**: Water it once a week.\n2. **Light**: Put it near a bright '
+          'window.\n3. **Soil**: Use a light potting mix.')
+  def record(rid, attempt, text, finished, kept, reason):
+    return dict(id=rid, conversations=[dict(**{'from': 'human', 'value': 'q'}),
+                                       dict(**{'from': 'gpt', 'value': text})],
+                kind='list', finished=finished, attempt=attempt, kept=kept, drop_reason=reason,
+                tree_kind='')
+  records = [record('a', 0, good, True, False, '4gram_loop'),  # an older, stricter filter
+             record('a', 1, good, True, True, ''),  # a second kept answer to the same request
+             record('b', 0, good, False, False, '4gram_loop'),  # cut mid-decode: left alone
+             record('c', 0, 'Water it.', True, True, '')]  # kept by an older, looser filter
+  path = tmp_path / 'out.jsonl'
+  path.write_text(''.join(json.dumps(r) + '\n' for r in records))
+  assert distill.rejudge(str(path)) == 3
+  got = _lines(str(path))
+  assert [(r['kept'], r['drop_reason'], r['tree_kind']) for r in got] == [
+      (True, '', 'list'), (False, distill.SUPERSEDED, ''), (False, '4gram_loop', ''),
+      (False, 'no_structure', '')]
+  assert [r['conversations'] for r in got] == [r['conversations'] for r in records]
+  assert distill.rejudge(str(path)) == 0
