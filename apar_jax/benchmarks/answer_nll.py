@@ -28,22 +28,24 @@ def _rows(prompts: Sequence[Sequence[int]], answers: Sequence[Sequence[int]],
   return tokens, targets, weights
 
 
-def answer_nll(model: Transformer, params: Any, prompts: Sequence[Sequence[int]],
-               answers: Sequence[Sequence[int]], *, batch_size: int = 4,
-               max_len: int = 0) -> float:
-  """Mean NLL per answer token (nats), summed over every answer, then divided once."""
+def answer_nlls(model: Transformer, params: Any, prompts: Sequence[Sequence[int]],
+                answers: Sequence[Sequence[int]], *, batch_size: int = 4,
+                max_len: int = 0) -> tuple[np.ndarray, np.ndarray]:
+  """(NLL sum [N] in nats, answer tokens [N]) of each answer given its prompt."""
   if not prompts or len(prompts) != len(answers):
     raise ValueError('answer_nll needs as many answers as prompts, at least one')
+  if any(not a for a in answers):
+    raise ValueError('every answer needs at least one token')
   length = max_len or max(len(p) + len(a) - 1 for p, a in zip(prompts, answers))
   length = -(-length // 64) * 64  # one compile for every batch
 
   @jax.jit
-  def sums(params, tokens, targets, weights):  # [B, L] each -> (NLL sum [], count [])
+  def sums(params, tokens, targets, weights):  # [B, L] each -> (NLL sums [B], counts [B])
     positions = jnp.broadcast_to(jnp.arange(tokens.shape[1], dtype=jnp.int32), tokens.shape)
     logits = model.apply({'params': params}, tokens, positions, CausalSpec()).logits
-    return jnp.sum(token_nll(logits, targets) * weights), jnp.sum(weights)
+    return jnp.sum(token_nll(logits, targets) * weights, -1), jnp.sum(weights, -1)
 
-  total, count = 0.0, 0.0
+  totals, counts = [], []
   for start in range(0, len(prompts), batch_size):
     p, a = prompts[start:start + batch_size], answers[start:start + batch_size]
     tokens, targets, weights = _rows(p, a, length)
@@ -52,5 +54,15 @@ def answer_nll(model: Transformer, params: Any, prompts: Sequence[Sequence[int]]
       tokens, targets, weights = (np.concatenate([x, np.zeros((pad, length), x.dtype)])
                                   for x in (tokens, targets, weights))
     s, c = sums(params, tokens, targets, weights)
-    total, count = total + float(s), count + float(c)
-  return total / count
+    totals.append(np.asarray(s, np.float64)[:len(p)])
+    counts.append(np.asarray(c, np.float64)[:len(p)])
+  return np.concatenate(totals), np.concatenate(counts)
+
+
+def answer_nll(model: Transformer, params: Any, prompts: Sequence[Sequence[int]],
+               answers: Sequence[Sequence[int]], *, batch_size: int = 4,
+               max_len: int = 0) -> float:
+  """Mean NLL per answer token (nats), summed over every answer, then divided once."""
+  totals, counts = answer_nlls(model, params, prompts, answers, batch_size=batch_size,
+                               max_len=max_len)
+  return float(totals.sum() / counts.sum())

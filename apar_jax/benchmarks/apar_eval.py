@@ -1,88 +1,174 @@
-"""Does the APAR fine-tune fork, how many decode steps does it save, and what did it cost in quality?
+"""Does the APAR fine-tune fork where it should, how many decode steps does it save, and does it
+answer as well as the base model?
 
-    python -m apar_jax.benchmarks.apar_eval [--config=configs/apar_smollm2_135m.py] [--num_list=50]
+    python -m apar_jax.benchmarks.apar_eval [--config=configs/apar_smollm2_135m.py]
+        [--prompts_file=my_requests.jsonl] [--num_list=50 --num_plain=20]
 
-On held-out generated requests (after the ones distilled for training; `heldout_answers.py`):
-1. the base model answers them (the distillation's sampling settings, cached in `--out_dir`) until
-   `--num_list` requests got a list answer and `--num_plain` plain requests got a finished plain one;
-2. the APAR model (the config's adapter) answers the list requests in `--mode` (greedy): the share of
-   requests that forked, and decode steps per generated token against AR's (one token per step);
-3. mean NLL per token of the base model's held-out plain answers, under the base and the APAR params.
-Prints a table with the issue's targets and writes `apar_eval.json` to `--out_dir`.
+Requests: `--prompts_file` (`eval_requests.read_prompts_file`: one per line, or JSONL with `prompt`
+and `kind` 'list' | 'plain'), else the first `--num_list` list and `--num_plain` plain requests of the
+prompt generator's held-out split (topics and templates the distillation never reads). Greedy:
+1. the APAR model (the config's adapter) answers every request in `--mode`;
+2. the base model (no adapter) answers the same requests in AR mode (cached in `--out_dir`: a re-run
+   or another adapter's evaluation decodes only what is missing);
+3. per answer: the quality signals of `apar_eval_report` for both models; the base model's NLL per
+   token of each list answer of either model (fluency without a judge); the NLL of the base model's
+   finished plain answers under the base and the APAR params.
+Prints the side-by-side table with the targets, writes `apar_eval.json` (summary and every answer)
+and `apar_eval.png` to `--out_dir`.
 """
 
+import dataclasses
+import hashlib
 import json
 import os
 import sys
 import time
 
+import ml_collections
 from absl import app, flags
 from ml_collections import config_flags
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIG = config_flags.DEFINE_config_file(
     'config', os.path.join(REPO, 'configs', 'apar_smollm2_135m.py'), 'An APAR config (with adapter).')
-NUM_LIST = flags.DEFINE_integer('num_list', 50, 'Held-out requests the base model answers with a list.')
-NUM_PLAIN = flags.DEFINE_integer('num_plain', 20, 'Held-out plain answers for the loss comparison.')
-MAX_CANDIDATES = flags.DEFINE_integer('max_candidates', 400, 'Held-out requests to draw from.')
-MAX_NEW_TOKENS = flags.DEFINE_integer('max_new_tokens', 384, 'Per-branch budget of the APAR answers.')
+PROMPTS_FILE = flags.DEFINE_string('prompts_file', '', 'Your own requests (.txt or .jsonl); default: '
+                                   'the generator\'s held-out split.')
+NUM_LIST = flags.DEFINE_integer('num_list', 50, 'Held-out list requests (without --prompts_file).')
+NUM_PLAIN = flags.DEFINE_integer('num_plain', 20, 'Held-out plain requests (without --prompts_file).')
+MAX_NEW_TOKENS = flags.DEFINE_integer('max_new_tokens', 384, 'Per-branch token budget (both models).')
 MODE = flags.DEFINE_string('mode', 'apar', 'Engine mode of the APAR model (apar or apar_<drafter>).')
 CONCURRENT = flags.DEFINE_integer('concurrent', 2, 'APAR requests decoded together.')
-SLOTS = flags.DEFINE_integer('slots', 24, 'Engine slots (branches of all concurrent requests).')
+SLOTS = flags.DEFINE_integer('slots', 24, 'Engine slots (branches of all concurrent APAR requests).')
+BASE_BATCH = flags.DEFINE_integer('base_batch', 8, 'Base-model AR requests decoded together.')
 OUT_DIR = flags.DEFINE_string('out_dir', os.path.join(REPO, 'runs', 'apar_eval'), 'Cache and report.')
 
-def decode_apar(config, lists, mode: str, max_new_tokens: int) -> list[dict]:
-  """The APAR model's greedy answers to the list requests (engine records)."""
-  from apar_jax.engine.cli_api import generate_records
-  from apar_jax.runtime import load_runtime
-  config.engine.update(max_slots=SLOTS.value, max_requests=CONCURRENT.value)
-  runtime = load_runtime(config)
-  return generate_records(runtime, mode, [a.prompt for a in lists],
-                          [list(a.prompt_ids) for a in lists], max_new_tokens=max_new_tokens,
-                          progress=True)
+
+def _engine_sized(config, slots: int, requests: int):
+  config = ml_collections.ConfigDict(config.to_dict())
+  config.engine.update(max_slots=slots, max_requests=requests)
+  return config
 
 
-def plain_losses(config, plain) -> tuple[float, float]:
-  """(base NLL, APAR NLL) per token of the held-out plain answers."""
-  from apar_jax.benchmarks.answer_nll import answer_nll
-  from apar_jax.runtime import load_runtime
+def base_cache_key(config, request, max_new_tokens: int) -> str:
+  """Which base answer a cached line holds: the weights (adapter aside), the request, the budget."""
   from apar_jax.training.base_model import without_adapter
-  prompts = [a.prompt_ids for a in plain]
-  answers = [a.answer_ids for a in plain]
-  out = []
-  for cfg in (without_adapter(config), config):
-    runtime = load_runtime(cfg)
-    out.append(answer_nll(runtime.model, runtime.params, prompts, answers))
-    del runtime
-  return out[0], out[1]
+  weights = without_adapter(config).weights.to_dict()
+  blob = json.dumps([weights, config.tokenizer.to_dict(), request.text, max_new_tokens],
+                    sort_keys=True, default=str)
+  return hashlib.sha1(blob.encode()).hexdigest()
+
+
+def base_records(runtime, config, requests, prompt_ids, max_new_tokens: int, cache_path: str,
+                 batch: int) -> list[dict]:
+  """The base model's greedy AR records for `requests`, decoding only those the cache lacks."""
+  from apar_jax.engine.cli_api import generate_records
+  keys = [base_cache_key(config, r, max_new_tokens) for r in requests]
+  cached = {}
+  if os.path.exists(cache_path):
+    with open(cache_path, encoding='utf-8') as f:
+      for line in f:
+        try:
+          entry = json.loads(line)
+          cached[entry['key']] = entry['record']
+        except (json.JSONDecodeError, KeyError, TypeError):
+          continue  # a torn last line
+  todo = [i for i, k in enumerate(keys) if k not in cached]
+  if todo:
+    print(f'[apar_eval] base model: {len(todo)} of {len(requests)} answers to decode '
+          f'({len(requests) - len(todo)} cached in {cache_path})', file=sys.stderr)
+  with open(cache_path, 'a', encoding='utf-8') as f:
+    for start in range(0, len(todo), 4 * batch):
+      chunk = todo[start:start + 4 * batch]
+      records = generate_records(runtime, 'ar', [requests[i].text for i in chunk],
+                                 [prompt_ids[i] for i in chunk], max_new_tokens=max_new_tokens,
+                                 progress=True, warmup=False)
+      for i, record in zip(chunk, records):
+        cached[keys[i]] = record
+        f.write(json.dumps(dict(key=keys[i], record=record), ensure_ascii=False) + '\n')
+      f.flush()
+  return [cached[k] for k in keys]
+
+
+def answer_ids(tokenizer, record: dict, stop_ids) -> list[int]:
+  """The answer's text encoded afresh (the same tokenisation for both models' answers), followed by
+  the stop token it ended with, if any."""
+  ids = tokenizer.encode(record['text'])
+  last = record['token_ids'][-1:] if record['token_ids'] else []
+  return ids + (last if last and last[0] in set(stop_ids) else [])
 
 
 def main(argv) -> None:
   del argv
-  from apar_jax.benchmarks.apar_eval_report import report, summarise
-  from apar_jax.benchmarks.heldout_answers import base_answers
+  from apar_jax.benchmarks.answer_nll import answer_nll, answer_nlls
+  from apar_jax.benchmarks.apar_eval_plot import plot_eval
+  from apar_jax.benchmarks.apar_eval_report import answer_row, report, summarise
+  from apar_jax.benchmarks.eval_requests import heldout_requests, read_prompts_file
+  from apar_jax.commands.base_answers import encode_request
+  from apar_jax.engine.cli_api import generate_records
+  from apar_jax.runtime import load_runtime
+  from apar_jax.training.base_model import without_adapter
   config = CONFIG.value
   if not config.weights.get('adapter', ''):
     raise app.UsageError('--config has no weights.adapter: this benchmark evaluates an APAR fine-tune')
   if not os.path.exists(config.weights.adapter):
     raise app.UsageError(f'adapter {config.weights.adapter} not found: train it first with '
                          '`python -m apar_jax train --config=...`')
+  if PROMPTS_FILE.value:
+    try:
+      requests = read_prompts_file(PROMPTS_FILE.value)
+    except (OSError, ValueError) as e:
+      raise app.UsageError(str(e)) from None
+  else:
+    requests = heldout_requests(int(config.distill.prompt_seed), NUM_LIST.value, NUM_PLAIN.value)
   os.makedirs(OUT_DIR.value, exist_ok=True)
+  budget = MAX_NEW_TOKENS.value
   t0 = time.perf_counter()
-  lists, plain = base_answers(config, os.path.join(OUT_DIR.value, 'base_answers.jsonl'),
-                              num_list=NUM_LIST.value, num_plain=NUM_PLAIN.value,
-                              max_candidates=MAX_CANDIDATES.value)
-  print(f'[apar_eval] {len(lists)} list and {len(plain)} plain held-out answers '
-        f'({time.perf_counter() - t0:.0f} s)', file=sys.stderr)
-  records = decode_apar(config, lists, MODE.value, MAX_NEW_TOKENS.value)
-  base_nll, apar_nll = plain_losses(config, plain)
-  summary = summarise(records, base_nll, apar_nll)
-  summary.update(mode=MODE.value, max_new_tokens=MAX_NEW_TOKENS.value,
+
+  apar_rt = load_runtime(_engine_sized(config, SLOTS.value, CONCURRENT.value))
+  tok = apar_rt.tokenizer
+  stops = tuple(tok.stop_ids)
+  prompt_ids = [encode_request(tok, config, r) for r in requests]
+  apar = generate_records(apar_rt, MODE.value, [r.text for r in requests], prompt_ids,
+                          max_new_tokens=budget, progress=True)
+  t_apar = time.perf_counter() - t0
+
+  base_config = _engine_sized(without_adapter(config), BASE_BATCH.value, BASE_BATCH.value)
+  base_rt = load_runtime(base_config)
+  base = base_records(base_rt, config, requests, prompt_ids, budget,
+                      os.path.join(OUT_DIR.value, 'base_ar_answers.jsonl'), BASE_BATCH.value)
+
+  apar_rows = [answer_row(r, rec, stops) for r, rec in zip(requests, apar)]
+  base_rows = [answer_row(r, rec, stops) for r, rec in zip(requests, base)]
+  lists = [i for i, r in enumerate(requests) if r.kind == 'list']
+  nll = {}
+  for side, records in (('apar', apar), ('base', base)):
+    answers = [answer_ids(tok, records[i], stops) for i in lists]
+    sums, counts = answer_nlls(base_rt.model, base_rt.params, [prompt_ids[i] for i in lists],
+                               answers)
+    nll[side] = (sums, counts)
+  plain = [i for i, row in enumerate(base_rows)
+           if requests[i].kind == 'plain' and row.finished and row.items < 2]
+  plain_nll = None
+  if plain:
+    plain_answers = [answer_ids(tok, base[i], stops) for i in plain]
+    plain_prompts = [prompt_ids[i] for i in plain]
+    plain_nll = (answer_nll(base_rt.model, base_rt.params, plain_prompts, plain_answers),
+                 answer_nll(apar_rt.model, apar_rt.params, plain_prompts, plain_answers))
+  summary = summarise(apar_rows, base_rows,
+                      apar_answer_nll=float(nll['apar'][0].sum() / nll['apar'][1].sum()),
+                      base_answer_nll=float(nll['base'][0].sum() / nll['base'][1].sum()),
+                      plain_nll=plain_nll)
+  summary.update(mode=MODE.value, max_new_tokens=budget, requests_from=PROMPTS_FILE.value or
+                 'held-out split', plain_answers_scored=len(plain), apar_decode_s=t_apar,
                  wall_time_s=time.perf_counter() - t0)
-  with open(os.path.join(OUT_DIR.value, 'apar_eval.json'), 'w') as f:
-    json.dump(dict(summary=summary, records=[
-        {k: r[k] for k in ('text', 'forks', 'decode_steps', 'num_generated_tokens')}
-        for r in records]), f, indent=1)
+  per_answer_nll = {side: {requests[i].id: float(s / max(c, 1)) for i, s, c in
+                           zip(lists, *nll[side])} for side in nll}
+  with open(os.path.join(OUT_DIR.value, 'apar_eval.json'), 'w', encoding='utf-8') as f:
+    json.dump(dict(summary=summary, answers=[
+        dict(request=dataclasses.asdict(r), apar=dataclasses.asdict(a), base=dataclasses.asdict(b),
+             apar_nll=per_answer_nll['apar'].get(r.id), base_nll=per_answer_nll['base'].get(r.id))
+        for r, a, b in zip(requests, apar_rows, base_rows)]), f, indent=1, ensure_ascii=False)
+  plot_eval(summary, apar_rows, os.path.join(OUT_DIR.value, 'apar_eval.png'))
   print(report(summary))
 
 

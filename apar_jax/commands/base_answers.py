@@ -1,19 +1,16 @@
-"""The base model answering generated requests: what `distill` and the APAR evaluation share.
+"""The base model answering generated requests (what `distill` decodes with).
 
     runtime = base_runtime(config)                  # the config's model without any adapter
-    for batch in answer_batches(runtime, config, dc, prompts, desc='distill'):
-      for item in batch: ...                        # Answered: ids, decoded text, finished or cut
-
     queue = collections.deque(Job(prompt, attempt, seed) for ...)
     for job, item in answer_stream(runtime, config, dc, queue):
       ...                                           # answers as they finish; append to `queue`
                                                     # while iterating to ask for more
 
-`answer_stream` streams through the engine (continuous batching: a finished answer's slot takes the
-next request at once, no batch waits for its longest answer; each job has its own sampling seed);
-`answer_batches` decodes fixed batches. Decoding uses the paged engine (AR mode) when it is
-available, else the dense-cache generator (`dc.backend`). Every process of a multi-process job runs
-the same requests (the decoding spans all of them); progress bars show on process 0 only.
+`answer_stream` streams through the engine in AR mode (continuous batching: a finished answer's slot
+takes the next request at once, no batch waits for its longest answer; each job has its own sampling
+seed) when it is available, else decodes fixed batches with the dense-cache generator
+(`dc.backend`). Every process of a multi-process job runs the same requests (the decoding spans all
+of them).
 """
 
 import collections
@@ -30,8 +27,6 @@ from apar_jax import distributed
 from apar_jax.apar_data.prompt_generator import Prompt
 from apar_jax.tokenization import encode_chat
 
-# (prompt token ids) -> (answer token ids, the last one a stop id when the answer finished)
-Answerer = Callable[[Sequence[Sequence[int]]], list[list[int]]]
 BACKENDS = ('auto', 'engine', 'dense')
 
 
@@ -104,73 +99,24 @@ def ar_engine(runtime: Any, config: ml_collections.ConfigDict, dc: ml_collection
                 mesh=runtime.mesh)
 
 
-def make_answerer(runtime: Any, config: ml_collections.ConfigDict, dc: ml_collections.ConfigDict,
-                  max_prompt_len: int = 0) -> tuple[Answerer, str]:
-  """(answerer, backend name) over `runtime`: the engine in AR mode if present, else DenseGenerator.
-
-  `dc` holds the sampling settings (`config.distill`). With `max_prompt_len`, the engine's page
-  tables are sized for prompts that long plus the answer budget (`cli_api.fit_engine_config`): the
-  attention reads every table entry, so a table sized for the default view costs several times the
-  time per step.
-  """
-  backend = resolve_backend(dc)
-  tok = runtime.tokenizer
-  if backend == 'engine':
-    from apar_jax.engine.requests import Request
-    engine = ar_engine(runtime, config, dc, max_prompt_len)
-
-    def answer(prompts):
-      requests = [Request(token_ids=list(p), max_new_tokens=int(dc.max_new_tokens),
-                          temperature=float(dc.temperature), top_k=int(dc.top_k),
-                          top_p=float(dc.top_p), seed=int(dc.seed)) for p in prompts]
-      return [list(r.token_ids) for r in engine.generate(requests)]
-    return answer, backend
-
+def dense_answerer(runtime: Any, dc: ml_collections.ConfigDict) -> Callable[..., list[list[int]]]:
+  """`answer(prompt ids, seed)`: a batch decoded together by the dense-cache generator
+  (`[Fork]`/`[Child]` banned) with `dc`'s sampling settings and one seed for the batch."""
   from apar_jax.generate import DenseGenerator, SamplingParams
+  tok = runtime.tokenizer
   generator = DenseGenerator(runtime.model, runtime.params, stop_ids=tok.stop_ids,
                              banned_ids=(tok.fork_id, tok.child_id), chunk_steps=32)
-  sampling = SamplingParams(float(dc.temperature), int(dc.top_k), float(dc.top_p), int(dc.seed))
 
-  def answer(prompts):
+  def answer(prompts: Sequence[Sequence[int]], seed: int) -> list[list[int]]:
+    sampling = SamplingParams(float(dc.temperature), int(dc.top_k), float(dc.top_p), seed)
     return generator.generate([list(p) for p in prompts], int(dc.max_new_tokens), sampling)['tokens']
-  return answer, backend
+  return answer
 
 
 def encode_request(tokenizer: Any, config: ml_collections.ConfigDict, prompt: Prompt) -> list[int]:
   """The request as a one-turn chat in the config's template."""
   return encode_chat(tokenizer, [{'role': 'user', 'content': prompt.text}],
                      config.tokenizer.chat_template, system_prompt=config.tokenizer.system_prompt)
-
-
-def answer_batches(runtime: Any, config: ml_collections.ConfigDict, dc: ml_collections.ConfigDict,
-                   prompts: Sequence[Prompt], desc: str) -> Iterator[list[Answered]]:
-  """Answers `prompts` `dc.batch_size` at a time, yielding each batch's answers in order (stop
-  iterating to stop decoding). Progress (answers, tokens/s) on stderr, process 0 only."""
-  tok = runtime.tokenizer
-  ids = [encode_request(tok, config, p) for p in prompts]
-  if not ids:
-    return
-  answer, backend = make_answerer(runtime, config, dc, max(map(len, ids)))
-  main = distributed.is_main_process()
-  if main:
-    print(f'[{desc}] decoding with the {backend} backend, batch {dc.batch_size}, up to '
-          f'{dc.max_new_tokens} new tokens', file=sys.stderr)
-  stops = set(tok.stop_ids)
-  size = int(dc.batch_size)
-  tokens_out, t0 = 0, time.perf_counter()
-  with tqdm(total=len(prompts), desc=desc, unit='answer', file=sys.stderr, dynamic_ncols=True,
-            disable=not main) as bar:
-    for start in range(0, len(prompts), size):
-      batch = []
-      for p, prompt_ids, out in zip(prompts[start:start + size], ids[start:start + size],
-                                    answer(ids[start:start + size])):
-        finished = bool(out) and out[-1] in stops
-        batch.append(Answered(p, prompt_ids, out, finished,
-                              tok.decode(out[:-1] if finished else out)))
-        tokens_out += len(out)
-      bar.update(len(batch))
-      bar.set_postfix(tok_s=f'{tokens_out / (time.perf_counter() - t0):.0f}')
-      yield batch
 
 
 def _answered(tok: Any, prompt: Prompt, prompt_ids: list[int], out: list[int]) -> Answered:
@@ -205,10 +151,10 @@ def answer_stream(runtime: Any, config: ml_collections.ConfigDict, dc: ml_collec
     return
   longest = max(len(prompt_ids(job)) for job in queue)
   if resolve_backend(dc) == 'dense':
-    answer, _ = make_answerer(runtime, config, dc)
+    answer = dense_answerer(runtime, dc)
     while queue:
       batch = [queue.popleft() for _ in range(min(int(dc.batch_size), len(queue)))]
-      outs = answer([prompt_ids(job) for job in batch])
+      outs = answer([prompt_ids(job) for job in batch], int(batch[0].seed))
       for job, out in zip(batch, outs):
         yield job, _answered(tok, job.prompt, prompt_ids(job), out)
     return

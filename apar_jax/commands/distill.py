@@ -22,10 +22,12 @@ writes the file (the others take its record of what is left).
 
 import collections
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import sys
+from typing import Iterator
 
 import ml_collections
 import numpy as np
@@ -112,17 +114,46 @@ def _todo(prompts, out_path: str, max_attempts: int, main: bool) -> np.ndarray:
   return distributed.agree_with_main(state)
 
 
+@contextlib.contextmanager
+def exclusive(out_path: str, main: bool) -> Iterator[None]:
+  """Holds `<output>.lock` (process 0): a second distillation into the same file stops at once
+  instead of appending beside this one (or writing to a file this one rewrites)."""
+  if not main:
+    yield
+    return
+  with open(out_path + '.lock', 'a+', encoding='utf-8') as lock:
+    try:
+      fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      lock.seek(0)
+      raise RuntimeError(f'another distillation is writing {out_path} (pid {lock.read().strip()}); '
+                         'wait for it or stop it first') from None
+    lock.truncate(0)
+    lock.write(str(os.getpid()))
+    lock.flush()
+    try:
+      yield
+    finally:
+      fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def run(config: ml_collections.ConfigDict) -> None:
   """Answers, judges and appends until every request has a kept answer or used its attempts."""
   dc = distill_section(config)
   _check(dc)
+  main = distributed.is_main_process()
+  if main:
+    os.makedirs(os.path.dirname(os.path.abspath(dc.output)), exist_ok=True)
+  with exclusive(dc.output, main):
+    _run(config, dc, main)
+
+
+def _run(config: ml_collections.ConfigDict, dc: ml_collections.ConfigDict, main: bool) -> None:
   prompts = generate_prompts(int(dc.num_prompts), int(dc.prompt_seed), split=dc.split)
   out_path = dc.output
   max_attempts = int(dc.max_attempts)
-  main = distributed.is_main_process()
   log = (lambda msg: print(msg, file=sys.stderr)) if main else (lambda msg: None)  # noqa: E731
   if main:
-    os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
     truncate_partial_line(out_path)
     changed = rejudge(out_path)
     if changed:

@@ -136,3 +136,13 @@ def test_rejudge_applies_todays_filters_to_finished_answers_only(tmp_path):
       (False, 'no_structure', '')]
   assert [r['conversations'] for r in got] == [r['conversations'] for r in records]
   assert distill.rejudge(str(path)) == 0
+
+
+def test_a_second_distillation_into_the_same_file_is_refused(tmp_path):
+  out = str(tmp_path / 'out.jsonl')
+  with distill.exclusive(out, True):
+    with pytest.raises(RuntimeError, match=r'another distillation is writing .*pid \d+'):
+      with distill.exclusive(out, True):
+        pass
+  with distill.exclusive(out, True):  # released: the next run may go
+    pass

@@ -1,0 +1,87 @@
+"""The APAR evaluation's requests file, per-answer signals, side-by-side summary and table."""
+
+import json
+
+import pytest
+
+from apar_jax.benchmarks.apar_eval_report import answer_row, hit_budget, report, summarise
+from apar_jax.benchmarks.eval_requests import EvalRequest, read_prompts_file
+
+STOP = 2
+GOOD = ('Try these:\n\n1. **Water**: Water it once a week.\n2. **Light**: Put it near a bright '
+        'window.\n3. **Soil**: Use a light potting mix.')
+BAD = ('Try these:\n\n1. **Water**: Water it.\n2. **Water**: Water it once a week, or more.\n'
+       '3. **Light**:')
+
+
+def _record(text, steps, forks, finished=True, branch_cut=False):
+  ids = [5, 6, 7] + ([STOP] if finished else [])
+  branches = [dict(tokens=ids)] + [dict(tokens=[8, 9] + ([] if branch_cut else [STOP]))] * forks
+  return dict(text=text, token_ids=ids, num_generated_tokens=10 + 2 * forks, decode_steps=steps,
+              forks=forks, branches=branches)
+
+
+def test_prompts_file_text_and_jsonl(tmp_path):
+  txt = tmp_path / 'r.txt'
+  txt.write_text('How do I start running?\n\n  Give me 5 tips for sleep.  \n')
+  got = read_prompts_file(str(txt))
+  assert [(r.kind, r.text) for r in got] == [('list', 'How do I start running?'),
+                                              ('list', 'Give me 5 tips for sleep.')]
+  jsonl = tmp_path / 'r.jsonl'
+  jsonl.write_text(json.dumps(dict(prompt='List ways to save water.')) + '\n' +
+                   json.dumps(dict(prompt='What is a kayak?', kind='plain', id='k1')) + '\n')
+  got = read_prompts_file(str(jsonl))
+  assert [(r.kind, r.text) for r in got] == [('list', 'List ways to save water.'),
+                                              ('plain', 'What is a kayak?')]
+  assert got[1].id == 'k1'
+
+
+@pytest.mark.parametrize('content, match', [
+    ('{"prompt": "a"}\nnot json\n', r'r.jsonl:2: not JSON'),
+    ('{"text": "a"}\n', r'r.jsonl:1: needs a "prompt"'),
+    ('{"prompt": "a", "kind": "poem"}\n', 'kind must be one of'),
+    ('{"prompt": "a"}\n{"prompt": "a"}\n', 'repeats a request'),
+    ('\n\n', 'holds no request'),
+])
+def test_prompts_file_errors_name_the_line(tmp_path, content, match):
+  path = tmp_path / 'r.jsonl'
+  path.write_text(content)
+  with pytest.raises(ValueError, match=match):
+    read_prompts_file(str(path))
+  with pytest.raises(FileNotFoundError, match='does not exist'):
+    read_prompts_file(str(tmp_path / 'missing.txt'))
+
+
+def test_answer_rows_count_each_signal_both_ways():
+  req = EvalRequest('a', 'list', 'q')
+  good = answer_row(req, _record(GOOD, 8, 3), [STOP])
+  bad = answer_row(req, _record(BAD, 10, 0, finished=False), [STOP])
+  assert (good.items, good.duplicate_titles, good.empty_details, good.has_loop) == (3, 0, 0, False)
+  assert good.finished and not good.hit_budget and good.forks == 3 and good.tokens == 16
+  # Cut by the budget: the last, empty item is exempt; the short first one and the repeat are not.
+  assert (bad.items, bad.duplicate_titles, bad.empty_details) == (3, 1, 1)
+  assert not bad.finished and bad.hit_budget
+  assert hit_budget(_record(GOOD, 8, 2, branch_cut=True), [STOP])  # a child ran out of tokens
+  assert not hit_budget(_record(GOOD, 8, 2), [STOP])
+
+
+def _rows(texts_steps_forks, kind='list'):
+  return [answer_row(EvalRequest(str(i), kind, 'q'), _record(t, s, f), [STOP])
+          for i, (t, s, f) in enumerate(texts_steps_forks)]
+
+
+def test_summary_compares_both_models_and_checks_the_targets():
+  apar = _rows([(GOOD, 6, 3), (GOOD, 8, 3)]) + _rows([(GOOD, 10, 0)], kind='plain')
+  base = _rows([(BAD, 10, 0), (GOOD, 10, 0)]) + _rows([(GOOD, 10, 0)], kind='plain')
+  s = summarise(apar, base, apar_answer_nll=2.1, base_answer_nll=2.0, plain_nll=(1.0, 1.02))
+  assert s['apar']['list_fork_rate'] == 1.0 and s['apar']['plain_no_fork_rate'] == 1.0
+  assert s['apar']['steps_per_token'] == 14 / 32 and s['base']['steps_per_token'] == 20 / 20
+  assert s['base']['duplicate_titles'] == 1 and s['apar']['duplicate_titles'] == 0
+  assert all(s['checks'].values())
+  table = report(s)
+  assert 'NOT met' not in table and '| duplicate item titles | 0 | 1 | <= base | met |' in table
+  # And the other way: the fine-tune worse than the base model, too few forks, a worse NLL.
+  s = summarise(base, apar, apar_answer_nll=2.5, base_answer_nll=2.0, plain_nll=(1.0, 1.2))
+  assert not any(s['checks'][k] for k in ('list_fork_rate', 'steps_per_token', 'duplicate_titles',
+                                          'empty_details', 'answer_nll_ratio', 'plain_nll_ratio'))
+  assert report(s).count('NOT met') == 6
