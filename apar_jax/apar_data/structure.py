@@ -76,14 +76,20 @@ def list_cuts(text: str) -> Optional[list[tuple[int, int]]]:
   nested = _NESTED_NUMBERED_LINE if style == 'numbered' else _NESTED_LIST_LINE
   if len(items) < MIN_ITEMS:
     return None
+  ends_run = [k + 1 == len(items) for k in range(len(items))]
   if style == 'numbered':
+    # Consecutive numbers; a list may start again at 1 ("Pros: 1. 2. 3. Cons: 1. 2."): then the
+    # item before the restart ends at its first blank line, like the last one.
     numbers = [int(m.group('marker')[:-1]) for m in items]
-    if numbers != list(range(numbers[0], numbers[0] + len(numbers))):
-      return None
+    for k in range(1, len(numbers)):
+      if numbers[k] == 1 and numbers[k - 1] >= 2:
+        ends_run[k - 1] = True
+      elif numbers[k] != numbers[k - 1] + 1:
+        return None
   cuts = []
   for k, m in enumerate(items):
     start = m.end()
-    if k + 1 < len(items):
+    if not ends_run[k]:
       limit = items[k + 1].start()
     else:
       blank = _BLANK_LINE.search(text, start)

@@ -27,6 +27,17 @@ def test_ordered_list_forks_after_each_title():
   assert tree.parent_text().count('[Fork]') == 3
 
 
+def test_a_numbered_list_may_start_again_at_one():
+  text = ('Pros:\n\n1. **Fresh air**: You spend hours outside.\n2. **Calm**: Waiting by the water '
+          'slows you down.\n\nCons:\n\n1. **Cost**: Gear and licences add up.\n2. **Time**: A '
+          'trip takes a whole day.\n\nEnjoy it!')
+  tree = extract_tree(text).tree
+  assert tree is not None and tree.kind == 'list' and len(tree.details) == 4
+  assert tree.details[1] == ' Waiting by the water slows you down.'
+  assert tree.parts[2] == '\n\nCons:\n\n1. **Cost**:'  # the heading stays in the parent
+  assert reassemble(tree) == text
+
+
 def test_bullets_and_paragraphs():
   bullets = '- Apples: They are crunchy and sweet.\n- Pears: They are soft and juicy.\n- Plums: ' \
             'They are small and tart.'
@@ -49,6 +60,9 @@ def test_filters():
   assert extract_tree(nested).tree is None
   gap = '1. A: long enough detail.\n3. B: long enough detail.\n4. C: long enough detail.'
   assert extract_tree(gap).tree is None
+  restart_at_two = ('1. A: long enough detail.\n2. B: long enough detail.\n3. C: long enough '
+                    'detail.\n2. D: long enough detail.')
+  assert extract_tree(restart_at_two).tree is None
   for text, reason in ((LIST + '\n```py\nx = 1\n```', 'code'), (LIST + ' See https://x.org', 'link'),
                        (LIST + ' $x^2$ here', 'maths'), (LIST + ' <b>bold</b>', 'html'),
                        (LIST + '\n| a | b |', 'table'), (LIST + ' Привет', 'non_latin'),
