@@ -35,6 +35,15 @@ class PackedRows:
             if f.name != 'dropped'}
 
 
+def weight_targets(rows: PackedRows, token_id: int, weight: float) -> PackedRows:
+  """`rows` with every loss target equal to `token_id` weighted `weight` (the others keep 1): the
+  mean loss then counts that token `weight` times (e.g. `[Fork]`, the one decision APAR adds)."""
+  if weight < 0:
+    raise ValueError(f'a target weight must be >= 0, got {weight}')
+  scale = np.where(rows.targets == token_id, np.float32(weight), np.float32(1.0))  # [N, T]
+  return dataclasses.replace(rows, weights=(rows.weights * scale).astype(np.float32))
+
+
 class _Row:
   def __init__(self):
     self.examples: list[Example] = []

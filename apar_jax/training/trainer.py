@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from apar_jax import distributed, sharding
 from apar_jax.apar_data.dataset import DataStats, batch_rows, build_rows
-from apar_jax.apar_data.packing import PackedRows
+from apar_jax.apar_data.packing import PackedRows, weight_targets
 from apar_jax.model import CausalSpec, build_model
 from apar_jax.tokenization import Tokenizer
 from apar_jax.training.adapter_io import save_adapter
@@ -115,6 +115,9 @@ def train(config: ml_collections.ConfigDict, *, tokenizer: Optional[Tokenizer] =
       max_branches=int(tc.max_branches), seed=int(tc.seed), max_exchanges=int(tc.max_exchanges),
       unfinished=str(tc.unfinished))
   print(f'[train] data: {stats.summary()}', file=sys.stderr)
+  fork_weight = float(tc.get('fork_loss_weight', 1.0))
+  if fork_weight != 1.0:
+    rows = weight_targets(rows, tokenizer.fork_id, fork_weight)
 
   model = build_model(config.model)
   mesh = distributed.make_global_mesh(config.mesh)  # data across hosts in a multi-process job

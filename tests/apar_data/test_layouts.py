@@ -11,7 +11,7 @@ import pytest
 
 from apar_jax.apar_data.examples import plain_example, tree_example
 from apar_jax.apar_data.layouts import branch_layout, branch_positions, token_counts
-from apar_jax.apar_data.packing import pack_rows
+from apar_jax.apar_data.packing import pack_rows, weight_targets
 from apar_jax.model import CausalSpec, build_model
 from apar_jax.testing.accumulation_depth import forward_terms
 from apar_jax.testing.rounding import assert_close_across_orders
@@ -122,3 +122,19 @@ def test_packing_drops_what_does_not_fit():
   assert rows.dropped == 1 and rows.num_rows == 0
   with pytest.raises(ValueError, match='seq_len'):
     pack_rows([big], seq_len=1, max_branches=3)
+
+
+def test_fork_targets_weighted_and_nothing_else():
+  ex = tree_example([10, 11, 12], [[20, 21], [22], [23]], [[30, 31], [32, 33, 34]], fork_id=FORK,
+                    child_id=CHILD, eos_id=EOS)
+  rows = pack_rows([ex], 32, 4)
+  heavy = weight_targets(rows, FORK, 5.0)
+  on = rows.weights > 0
+  fork = on & (rows.targets == FORK)
+  assert fork.sum() == 2
+  np.testing.assert_array_equal(heavy.weights[fork], 5.0)
+  np.testing.assert_array_equal(heavy.weights[~fork], rows.weights[~fork])  # padding stays 0
+  assert heavy.weights.sum() == rows.weights.sum() + 2 * 4.0
+  np.testing.assert_array_equal(heavy.tokens, rows.tokens)
+  with pytest.raises(ValueError, match='>= 0'):
+    weight_targets(rows, FORK, -1.0)
