@@ -16,14 +16,10 @@ of them).
 import collections
 import dataclasses
 import itertools
-import sys
-import time
 from typing import Any, Callable, Iterator, Optional, Sequence
 
 import ml_collections
-from tqdm import tqdm
 
-from apar_jax import distributed
 from apar_jax.apar_data.prompt_generator import Prompt
 from apar_jax.tokenization import encode_chat
 
