@@ -16,8 +16,8 @@ with `kind`, `finished`, `num_tokens`, `attempt`, `seed`, `kept`, `drop_reason`,
 filters of the day (`rejudge`), then resumes: a request with a kept answer is done, else its
 next attempt follows the ones in the file, so a kill at any moment loses at most the answers in
 flight and never writes one twice. The totals (kept, dropped by reason) are printed and written to
-`<output>.report.json`. In a multi-process job every process decodes and process 0 alone reads and
-writes the file (the others take its record of what is left).
+`<output>.report.json`, also when stopped with Ctrl-C (SIGINT). In a multi-process job every process
+decodes and process 0 alone reads and writes the file (the others take its record of what is left).
 """
 
 import collections
@@ -164,13 +164,15 @@ def _run(config: ml_collections.ConfigDict, dc: ml_collections.ConfigDict, main:
       for p, (a, kept) in zip(prompts, state) if not kept and a < max_attempts)
   log(f'[distill] {len(prompts)} prompts ({dc.split} split), {len(prompts) - len(queue)} settled in '
       f'{out_path}, {len(queue)} to answer (up to {max_attempts} attempts each)')
-  if queue:
-    _answer(config, dc, queue, out_path, main)
-  if main:
-    summary = summarise(out_path)
-    with open(report_path(out_path), 'w', encoding='utf-8') as f:
-      json.dump(summary, f, indent=1)
-    log('[distill] ' + format_report(summary))
+  try:
+    if queue:
+      _answer(config, dc, queue, out_path, main)
+  finally:  # also when stopped with Ctrl-C / SIGINT: the report matches the file
+    if main:
+      summary = summarise(out_path)
+      with open(report_path(out_path), 'w', encoding='utf-8') as f:
+        json.dump(summary, f, indent=1)
+      log('[distill] ' + format_report(summary))
 
 
 def _answer(config, dc, queue, out_path: str, main: bool) -> None:
