@@ -9,7 +9,7 @@ import collections
 import dataclasses
 import json
 import os
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 
 @dataclasses.dataclass
@@ -36,13 +36,18 @@ def is_kept(record: dict[str, Any]) -> bool:
   return record.get('kept', True) is not False
 
 
-def request_logs(path: str) -> dict[str, RequestLog]:
+def _logs(records: Iterable[dict[str, Any]]) -> dict[str, RequestLog]:
   logs: dict[str, RequestLog] = collections.defaultdict(RequestLog)
-  for record in read_records(path):
+  for record in records:
     log = logs[record['id']]
     log.attempts = max(log.attempts, int(record.get('attempt', 0)) + 1)
     log.kept = log.kept or is_kept(record)
   return dict(logs)
+
+
+def request_logs(path: str) -> dict[str, RequestLog]:
+  """Per request id: attempts written and whether one was kept."""
+  return _logs(read_records(path))
 
 
 def truncate_partial_line(path: str) -> None:
@@ -61,7 +66,8 @@ def summarise(path: str) -> dict[str, Any]:
   drops: collections.Counter = collections.Counter()
   by_kind: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
   tree_kinds: collections.Counter = collections.Counter()
-  for record in read_records(path):
+  records = list(read_records(path))
+  for record in records:
     answers += 1
     tokens += int(record.get('num_tokens', 0))
     kind = record.get('kind', '?')
@@ -76,7 +82,7 @@ def summarise(path: str) -> dict[str, Any]:
       reason = record.get('drop_reason', 'unknown')
       drops[reason] += 1
       by_kind[kind][reason] += 1
-  logs = request_logs(path)
+  logs = _logs(records)
   return dict(answers=answers, requests=len(logs), requests_kept=sum(l.kept for l in logs.values()),
               kept_trees=kept_trees, kept_plain=kept_plain, tree_kinds=dict(tree_kinds),
               dropped=dict(drops.most_common()), tokens=tokens,

@@ -102,7 +102,7 @@ def rejudge(out_path: str) -> int:
   return changed
 
 
-def _todo(prompts, out_path: str, max_attempts: int, main: bool) -> np.ndarray:
+def _todo(prompts, out_path: str, main: bool) -> np.ndarray:
   """[n, 2] int: (attempts written, kept) per prompt, as process 0's file says."""
   state = np.zeros((len(prompts), 2), np.int64)
   if main:
@@ -158,7 +158,7 @@ def _run(config: ml_collections.ConfigDict, dc: ml_collections.ConfigDict, main:
     changed = rejudge(out_path)
     if changed:
       log(f'[distill] today\'s filters changed {changed} verdicts in {out_path} (rewritten)')
-  state = _todo(prompts, out_path, max_attempts, main)
+  state = _todo(prompts, out_path, main)
   queue = collections.deque(
       Job(p, int(a), attempt_seed(int(dc.seed), p.id, int(a)))
       for p, (a, kept) in zip(prompts, state) if not kept and a < max_attempts)
