@@ -65,12 +65,14 @@ def summarise(path: str) -> dict[str, Any]:
   answers = kept_trees = kept_plain = tokens = 0
   drops: collections.Counter = collections.Counter()
   by_kind: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+  by_sampling: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
   tree_kinds: collections.Counter = collections.Counter()
   records = list(read_records(path))
   for record in records:
     answers += 1
     tokens += int(record.get('num_tokens', 0))
     kind = record.get('kind', '?')
+    by_sampling[sampling_label(record)]['kept' if is_kept(record) else 'dropped'] += 1
     if is_kept(record):
       by_kind[kind]['kept'] += 1
       if record.get('tree_kind'):
@@ -86,7 +88,14 @@ def summarise(path: str) -> dict[str, Any]:
   return dict(answers=answers, requests=len(logs), requests_kept=sum(l.kept for l in logs.values()),
               kept_trees=kept_trees, kept_plain=kept_plain, tree_kinds=dict(tree_kinds),
               dropped=dict(drops.most_common()), tokens=tokens,
-              by_request_kind={k: dict(v.most_common()) for k, v in sorted(by_kind.items())})
+              by_request_kind={k: dict(v.most_common()) for k, v in sorted(by_kind.items())},
+              by_sampling={k: dict(v.most_common()) for k, v in sorted(by_sampling.items())})
+
+
+def sampling_label(record: dict[str, Any]) -> str:
+  """The repetition settings an answer was drawn with (records from before they existed: off)."""
+  return (f"repetition_penalty={float(record.get('repetition_penalty', 1.0)):g} "
+          f"no_repeat_ngram={int(record.get('no_repeat_ngram', 0))}")
 
 
 def format_report(summary: dict[str, Any]) -> str:
@@ -99,4 +108,7 @@ def format_report(summary: dict[str, Any]) -> str:
     lines.append(f'dropped {total}: ' + ', '.join(f'{k} {v}' for k, v in dropped.items()))
   for kind, counts in summary['by_request_kind'].items():
     lines.append(f'  {kind} requests: ' + ', '.join(f'{k} {v}' for k, v in counts.items()))
+  for label, counts in summary.get('by_sampling', {}).items():
+    lines.append(f"  {label}: kept {counts.get('kept', 0)} of "
+                 f"{counts.get('kept', 0) + counts.get('dropped', 0)}")
   return '\n'.join(lines)

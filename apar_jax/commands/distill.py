@@ -190,7 +190,9 @@ def _answer(config, dc, queue, out_path: str, main: bool) -> None:
         f.write(json.dumps(sharegpt_record(
             p.id, p.text, item.text, kind=p.kind, finished=item.finished,
             num_tokens=len(item.answer_ids), attempt=job.attempt, seed=job.seed, kept=verdict.kept,
-            drop_reason=verdict.reason, tree_kind=verdict.tree_kind, split=p.split),
+            drop_reason=verdict.reason, tree_kind=verdict.tree_kind, split=p.split,
+            repetition_penalty=float(dc.repetition_penalty),
+            no_repeat_ngram=int(dc.no_repeat_ngram)),
             ensure_ascii=False) + '\n')
         f.flush()
       if not verdict.kept and job.attempt + 1 < max_attempts:

@@ -26,6 +26,7 @@ from apar_jax.engine.spec_config import (SPEC_MODES, SpeculativeSetup, resolve_s
 from apar_jax.engine.state import Capacities, EngineState, pages_for
 from apar_jax.engine.token_choice import ControlIds
 from apar_jax.engine.tree_reassembly import Branch, reassemble
+from apar_jax.repeat_penalty import check_repeat_settings
 
 MODES = ('ar', 'apar') + SPEC_MODES
 
@@ -44,6 +45,7 @@ class Engine:
       raise ValueError(f'unknown engine mode {mode!r}; choose one of {", ".join(MODES)}')
     self.config, self.mode = config, mode
     apar, drafter_kind = split_mode(mode)
+    self._has_drafter = drafter_kind is not None
     eng = engine_section(config)
     if params is None:
       from apar_jax.runtime import load_model_params
@@ -112,6 +114,11 @@ class Engine:
     if max_new is None:
       max_new = min(int(self.config.generate.max_new_tokens), caps.max_new_tokens)
     check_settings(max_new, request.temperature, request.top_k, request.top_p, caps.max_new_tokens)
+    check_repeat_settings(request.repetition_penalty, request.no_repeat_ngram)
+    if self._has_drafter and (request.repetition_penalty != 1.0 or request.no_repeat_ngram):
+      raise ValueError(f'request {index}: repetition_penalty / no_repeat_ngram change the '
+                       f'distribution a drafter is verified against; mode {self.mode!r} does not '
+                       'take them (use ar or apar)')
     if not 0 <= request.arrival_s < float('inf'):
       raise ValueError(f'request {index}: arrival_s must be finite and >= 0, got '
                        f'{request.arrival_s}')
@@ -137,7 +144,8 @@ class Engine:
           'raise --config.engine.num_pages'))
     return PreparedRequest(index, request.prompt, ids, int(max_new), float(request.temperature),
                            int(request.top_k), float(request.top_p), int(request.seed),
-                           float(request.arrival_s))
+                           float(request.arrival_s), float(request.repetition_penalty),
+                           int(request.no_repeat_ngram))
 
   def _encode(self, prompt: str) -> list[int]:
     if self.tokenizer is None:

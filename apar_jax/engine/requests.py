@@ -20,6 +20,8 @@ class Request:
   top_k: int = 0  # 0 = off
   top_p: float = 1.0  # 1.0 = off
   seed: int = 0
+  repetition_penalty: float = 1.0  # 1.0 = off; AR / APAR modes (`apar_jax.repeat_penalty`)
+  no_repeat_ngram: int = 0  # 0 = off; AR / APAR modes
   arrival_s: float = 0.0  # serving: not admitted before this many seconds after the `generate` call
 
 
@@ -94,6 +96,8 @@ class PreparedRequest:
   top_p: float
   seed: int
   arrival_s: float = 0.0
+  repetition_penalty: float = 1.0
+  no_repeat_ngram: int = 0
 
 
 class CapacityError(ValueError):

@@ -110,19 +110,23 @@ class Scheduler:
     d, c = self.shards, self.caps.prefill_chunk
     active = np.zeros((d,), bool)
     ints = {k: np.zeros((d,), np.int32) for k in ('slot', 'r', 'length', 'last', 'max_new',
-                                                   'top_k')}
+                                                   'top_k', 'no_repeat_ngram')}
     floats = {k: np.zeros((d,), np.float32) for k in ('temperature', 'top_p')}
+    floats['repetition_penalty'] = np.ones((d,), np.float32)
     keys = np.zeros((d, 2), np.uint32)
     for shard, (req, slot, r) in picks.items():
       active[shard] = True
       for k, v in (('slot', slot), ('r', r), ('length', len(req.ids)), ('last', req.ids[-1]),
-                   ('max_new', req.max_new), ('top_k', req.top_k)):
+                   ('max_new', req.max_new), ('top_k', req.top_k),
+                   ('no_repeat_ngram', req.no_repeat_ngram)):
         ints[k][shard] = v
-      floats['temperature'][shard], floats['top_p'][shard] = req.temperature, req.top_p
+      for k in floats:
+        floats[k][shard] = getattr(req, k)
       keys[shard] = np.asarray(root_key_data(req.seed))
     self.state = self.fns.admit(
         self.state, active, ints['slot'], ints['r'], ints['length'], ints['last'],
-        ints['max_new'], floats['temperature'], ints['top_k'], floats['top_p'], keys)
+        ints['max_new'], floats['temperature'], ints['top_k'], floats['top_p'],
+        floats['repetition_penalty'], ints['no_repeat_ngram'], keys)
     prefill_len = max(len(req.ids) - 1 for req, _, _ in picks.values())
     for start in range(0, prefill_len, c):
       tokens = np.zeros((d, c), np.int32)

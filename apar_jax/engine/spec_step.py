@@ -147,10 +147,9 @@ def fork_phase(state: EngineState, acc: Acceptance, logits: jax.Array, live: jax
   granted = fork.grant(state.pool, view, requests, want, caps)
   refused = want & ~granted
   node_logits = _at(logits, _at(acc.nodes, n - 1))  # [S, V] after the last committed node
-  sampled = None if hints is None else hints.any_sampled
   tok = refine_if(jnp.any(refused),
                   lambda: jnp.where(refused, choose(ban_column(node_logits, ids.fork, refused),
-                                                    view, requests, sampled), acc.next_token),
+                                                    view, requests, hints), acc.next_token),
                   lambda: acc.next_token, hints)
   rows = jnp.arange(n.shape[0])
   acc = acc.replace(next_token=tok, tokens=acc.tokens.at[rows, n - 1].set(tok))

@@ -114,6 +114,8 @@ class Requests:
   temperature: jax.Array  # [R] f32
   top_k: jax.Array  # [R] int32
   top_p: jax.Array  # [R] f32
+  repetition_penalty: jax.Array  # [R] f32: 1.0 = off (`repeat_penalty`, over each branch's outputs)
+  no_repeat_ngram: jax.Array  # [R] int32: 0 = off
   decode_steps: jax.Array  # [R] int32: steps in which the request had a live branch
   forks: jax.Array  # [R] int32: children spawned
   refused_forks: jax.Array  # [R] int32: `[Fork]` chosen but refused (no slot/page/branch quota)
@@ -164,7 +166,9 @@ def reset_state(caches: tuple, caps: Capacities) -> EngineState:
                 first_step=zs() - 1, last_step=zs() - 1)
   requests = Requests(live_branches=zr(), next_branch=zr(), max_new=zr(),
                       temperature=jnp.zeros((r,), jnp.float32), top_k=zr(),
-                      top_p=jnp.ones((r,), jnp.float32), decode_steps=zr(), forks=zr(),
+                      top_p=jnp.ones((r,), jnp.float32),
+                      repetition_penalty=jnp.ones((r,), jnp.float32), no_repeat_ngram=zr(),
+                      decode_steps=zr(), forks=zr(),
                       refused_forks=zr(), max_live=zr(), peak_pages=zr(), attended=zr(),
                       branch_steps=zr())
   return EngineState(caches, pool, slots, requests, jnp.zeros((), jnp.int32),

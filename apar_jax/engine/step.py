@@ -44,19 +44,19 @@ def choose_tokens(state: EngineState, logits: jax.Array, live: jax.Array, cfg: S
   """[S] next tokens with the mode's bans; in APAR mode also grants and claims forks."""
   ids, caps = cfg.ids, cfg.caps
   slots, requests = state.slots, state.requests
-  sampled = None if hints is None else hints.any_sampled
+  exempt = (ids.fork, ids.child)  # never penalised as repeats
   all_rows = jnp.ones_like(live)
   logits = ban_column(logits, ids.child, all_rows)  # [Child] is forced, never chosen
   if not cfg.apar:
-    return state, choose(ban_column(logits, ids.fork, all_rows), slots, requests, sampled)
+    return state, choose(ban_column(logits, ids.fork, all_rows), slots, requests, hints, exempt)
   logits = ban_column(logits, ids.fork, fork.rule_ban(slots, requests, caps, ids))
-  tok = choose(logits, slots, requests, sampled)
+  tok = choose(logits, slots, requests, hints, exempt)
   want = live & (tok == ids.fork)
   granted = fork.grant(state.pool, slots, requests, want, caps)
   refused = want & ~granted
   tok = refine_if(jnp.any(refused),
                   lambda: jnp.where(refused, choose(ban_column(logits, ids.fork, refused), slots,
-                                                    requests, sampled), tok),
+                                                    requests, hints, exempt), tok),
                   lambda: tok, hints)
   slots, requests = fork.claim(slots, requests, granted, caps, ids)
   n_refused = jax.ops.segment_sum(refused.astype(jnp.int32), slots.request,

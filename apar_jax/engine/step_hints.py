@@ -21,6 +21,7 @@ from apar_jax.engine.state import EngineState, is_active
 class StepHints:
   """Shared by every shard in a step."""
   any_sampled: jax.Array  # [] bool: an unfinished branch of some shard has temperature > 0
+  any_penalized: jax.Array  # [] bool: ... has a repetition penalty or a no-repeat n-gram size
   across_shards: bool = flax.struct.field(pytree_node=False, default=False)  # made over D > 1 shards
 
 
@@ -33,10 +34,14 @@ def loop_flags(state: EngineState) -> tuple[jax.Array, StepHints]:
   """
   slots, requests = state.slots, state.requests
   active = is_active(slots.status)  # [..., S]
-  temperature = jnp.take_along_axis(requests.temperature, slots.request, axis=-1)  # [..., S]
-  rows = jnp.stack([active, active & (temperature > 0)], axis=-1)  # [..., S, 2]
-  flags = jnp.any(rows, axis=tuple(range(rows.ndim - 1)))  # [2]
-  return flags[0], StepHints(any_sampled=flags[1], across_shards=active.ndim > 1)
+  per_slot = lambda a: jnp.take_along_axis(a, slots.request, axis=-1)  # noqa: E731  [..., S]
+  penalized = ((per_slot(requests.repetition_penalty) != 1.0)
+               | (per_slot(requests.no_repeat_ngram) > 0))
+  rows = jnp.stack([active, active & (per_slot(requests.temperature) > 0), active & penalized],
+                   axis=-1)  # [..., S, 3]
+  flags = jnp.any(rows, axis=tuple(range(rows.ndim - 1)))  # [3]
+  return flags[0], StepHints(any_sampled=flags[1], any_penalized=flags[2],
+                             across_shards=active.ndim > 1)
 
 
 def refine_if(pred: jax.Array, refine: Callable[[], jax.Array], unchanged: Callable[[], jax.Array],

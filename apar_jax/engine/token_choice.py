@@ -7,12 +7,14 @@ fold_in(branch key, t).
 """
 
 import dataclasses
-from typing import Optional
+from typing import Optional, Sequence
 
 import jax
 import jax.numpy as jnp
 
 from apar_jax.engine.state import Requests, Slots
+from apar_jax.engine.step_hints import StepHints
+from apar_jax.repeat_penalty import penalize_repeats
 from apar_jax.sampling import sample_logits
 
 NEG_INF = -jnp.inf
@@ -53,10 +55,27 @@ def ban_column(logits: jax.Array, token: int, ban: jax.Array) -> jax.Array:
   return logits.at[:, token].set(jnp.where(ban, NEG_INF, logits[:, token]))
 
 
-def choose(logits: jax.Array, slots: Slots, requests: Requests,
-           any_sampled: Optional[jax.Array] = None) -> jax.Array:
-  """[S] int32 tokens sampled with each slot's request settings (temperature 0 = greedy);
-  `any_sampled`: see `sample_logits`."""
+def apply_repeat_penalties(logits: jax.Array, slots: Slots, requests: Requests,
+                           exempt: Sequence[int] = (),
+                           any_penalized: Optional[jax.Array] = None) -> jax.Array:
+  """logits [S, V] with each slot's request penalties against its own outputs (`repeat_penalty`);
+  skipped (a real branch) when no slot has one, or when `any_penalized` [] bool says so."""
   r = slots.request
+  pen, ngram = requests.repetition_penalty[r], requests.no_repeat_ngram[r]
+  if any_penalized is None:
+    any_penalized = jnp.any((pen != 1.0) | (ngram > 0))
+  return jax.lax.cond(
+      any_penalized,
+      lambda: penalize_repeats(logits, slots.tokens, slots.num_out, pen, ngram, exempt),
+      lambda: logits)
+
+
+def choose(logits: jax.Array, slots: Slots, requests: Requests,
+           hints: Optional[StepHints] = None, exempt: Sequence[int] = ()) -> jax.Array:
+  """[S] int32 tokens sampled with each slot's request settings (temperature 0 = greedy), after its
+  repetition penalties (never on the ids in `exempt`); `hints`: see `step_hints`."""
+  r = slots.request
+  sampled, penalized = (None, None) if hints is None else (hints.any_sampled, hints.any_penalized)
+  logits = apply_repeat_penalties(logits, slots, requests, exempt, penalized)
   return sample_logits(logits, step_keys(slots), requests.temperature[r], requests.top_k[r],
-                       requests.top_p[r], any_sampled)
+                       requests.top_p[r], sampled)

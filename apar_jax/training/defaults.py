@@ -57,6 +57,8 @@ def distill_defaults() -> ml_collections.ConfigDict:
       temperature=0.0,
       top_p=1.0,
       top_k=0,
+      repetition_penalty=1.0,       # against each answer's own tokens (1.0 = off; engine backend)
+      no_repeat_ngram=0,            # no token n-gram twice in an answer (0 = off; engine backend)
       seed=0,
       backend='auto',               # 'auto' (engine if present) | 'engine' | 'dense'
   ))

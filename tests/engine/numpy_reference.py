@@ -7,7 +7,7 @@ including the spawning `[Fork]`, `[Child]`, its own tokens) at positions 0..n-1.
 """
 
 import dataclasses
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
@@ -81,13 +81,16 @@ class RefBranch:
 
 def apar_greedy(params: Any, cfg: Any, prompt: Sequence[int], *, fork_id: int, child_id: int,
                 stop_ids: Sequence[int], max_new: int, max_depth: int,
-                slot_capacity: int) -> RefBranch:
+                slot_capacity: int,
+                adjust: Optional[Callable[[np.ndarray, list[int]], np.ndarray]] = None,
+                ) -> RefBranch:
   """Greedy APAR decoding of one prompt with unlimited slots and pages; returns the root branch.
 
   Rules (APAR.md): `[Child]` is never chosen; `[Fork]` is banned right after `[Fork]`/`[Child]`, at
   the depth cap, as a branch's last budgeted token, and when a child would have no room in a slot.
   A child of a `[Fork]` at position p sees the parent's view up to and including it, then `[Child]`
   at p + 1, and has budget min(max_new, slot_capacity - (p + 1)).
+  `adjust(logits, branch's own tokens) -> logits` runs before the bans (repetition penalties).
   """
   root = RefBranch(None, -1, list(prompt), 0, max_new)
   todo = [root]
@@ -96,6 +99,8 @@ def apar_greedy(params: Any, cfg: Any, prompt: Sequence[int], *, fork_id: int, c
     while len(b.tokens) < b.budget:
       seq = b.context + b.tokens
       logits = forward_logits(params, cfg, seq)[-1].copy()
+      if adjust is not None:
+        logits = adjust(logits, list(b.tokens))
       logits[child_id] = -np.inf
       last_fed = seq[-1]
       p = len(seq)  # position the chosen token will take
@@ -131,4 +136,20 @@ def preorder_text_ids(b: RefBranch, control: Sequence[int], stop_ids: Sequence[i
       out.append(t)
     if i in kids:
       out.extend(preorder_text_ids(kids[i], control, stop_ids))
+  return out
+
+
+def repeat_penalized(logits: np.ndarray, history: Sequence[int], penalty: float, ngram: int,
+                     exempt: Sequence[int] = ()) -> np.ndarray:
+  """The repetition penalty (CTRL rule) over the distinct tokens of `history`, then the ban of every
+  token that would complete an `ngram`-gram already in it (0 = off), by plain list scans."""
+  out = np.array(logits, np.float64)
+  history = list(history)
+  for t in set(history) - set(exempt):
+    out[t] = out[t] / penalty if out[t] > 0 else out[t] * penalty
+  if ngram:
+    tail = history[len(history) - (ngram - 1):]
+    for i in range(len(history) - ngram + 1):
+      if history[i:i + ngram - 1] == tail and history[i + ngram - 1] not in exempt:
+        out[history[i + ngram - 1]] = -np.inf
   return out

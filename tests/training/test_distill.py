@@ -29,6 +29,8 @@ def test_distill_writes_every_attempt_and_resumes_without_loss_or_duplicates(tmp
   out = str(tmp_path / 'out.jsonl')
   config = _config(load_config, out, backend)
   config.distill.max_attempts = 2
+  penalties = (1.2, 3) if backend == 'engine' else (1.0, 0)  # the dense backend has none
+  config.distill.update(repetition_penalty=penalties[0], no_repeat_ngram=penalties[1])
   distill.run(config)  # a random tiny model never finishes: every answer dropped, two attempts each
   records = _lines(out)
   assert len(records) == 10
@@ -44,6 +46,9 @@ def test_distill_writes_every_attempt_and_resumes_without_loss_or_duplicates(tmp
   report = json.loads(open(distill.report_path(out), encoding='utf-8').read())
   assert report['answers'] == 10 and report['requests_kept'] == 0
   assert report['dropped'] == {'budget': 10}
+  assert all((r['repetition_penalty'], r['no_repeat_ngram']) == penalties for r in records)
+  assert report['by_sampling'] == {
+      f'repetition_penalty={penalties[0]:g} no_repeat_ngram={penalties[1]}': {'dropped': 10}}
 
   # Simulate a crash: seven records lost and a half-written line; the re-run answers just those.
   with open(out, 'w', encoding='utf-8') as f:
@@ -91,6 +96,13 @@ def test_distill_stops_drawing_once_an_answer_is_kept(tmp_path, load_config, mon
 def test_bad_backend(tmp_path, load_config):
   with pytest.raises(ValueError, match='backend'):
     distill.run(_config(load_config, str(tmp_path / 'o.jsonl'), 'vllm'))
+
+
+def test_dense_backend_refuses_repetition_settings(tmp_path, load_config):
+  config = _config(load_config, str(tmp_path / 'o.jsonl'), 'dense')
+  config.distill.no_repeat_ngram = 4
+  with pytest.raises(ValueError, match='need the engine backend'):
+    distill.run(config)
 
 
 def test_train_command_distills_first(tmp_path, load_config, monkeypatch):
