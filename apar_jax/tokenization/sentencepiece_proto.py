@@ -1,65 +1,36 @@
-"""Writing sentencepiece `ModelProto` bytes by hand (the few fields we need; no protobuf package).
-
-Field numbers are those of sentencepiece_model.proto. Protobuf concatenates repeated fields in the
-order they appear, so pieces appended to a serialized model land at the end of its vocabulary.
-"""
+"""Sentencepiece `ModelProto`s built and extended with the protobuf classes sentencepiece ships
+(`sentencepiece.sentencepiece_model_pb2`)."""
 
 from __future__ import annotations
 
 import dataclasses
 import enum
-import struct
 from collections.abc import Iterable
+
+from sentencepiece import sentencepiece_model_pb2 as spm_pb2
 
 
 class PieceType(enum.IntEnum):
   """`SentencePiece.Type` (the same numbers as llama.cpp's GGUF token types)."""
-  NORMAL = 1
-  UNKNOWN = 2
-  CONTROL = 3
-  USER_DEFINED = 4
-  UNUSED = 5
-  BYTE = 6
+  NORMAL = spm_pb2.ModelProto.SentencePiece.NORMAL
+  UNKNOWN = spm_pb2.ModelProto.SentencePiece.UNKNOWN
+  CONTROL = spm_pb2.ModelProto.SentencePiece.CONTROL
+  USER_DEFINED = spm_pb2.ModelProto.SentencePiece.USER_DEFINED
+  UNUSED = spm_pb2.ModelProto.SentencePiece.UNUSED
+  BYTE = spm_pb2.ModelProto.SentencePiece.BYTE
 
 
-_BPE = 2  # TrainerSpec.ModelType.BPE
-
-
-def _varint(n: int) -> bytes:
-  n &= (1 << 64) - 1  # negative int32 values are written as 64-bit two's complement
-  out = bytearray()
-  while True:
-    byte, n = n & 0x7F, n >> 7
-    out.append(byte | (0x80 if n else 0))
-    if not n:
-      return bytes(out)
-
-
-def _tag(field: int, wire_type: int) -> bytes:
-  return _varint(field << 3 | wire_type)
-
-
-def _bytes_field(field: int, value: bytes) -> bytes:
-  return _tag(field, 2) + _varint(len(value)) + value
-
-
-def _string_field(field: int, value: str) -> bytes:
-  return _bytes_field(field, value.encode('utf-8'))
-
-
-def _int_field(field: int, value: int) -> bytes:
-  return _tag(field, 0) + _varint(value)
-
-
-def encode_piece(piece: str, score: float, piece_type: PieceType) -> bytes:
-  """One `ModelProto.pieces` entry (field 1), ready to concatenate to a serialized model."""
-  body = _string_field(1, piece) + _tag(2, 5) + struct.pack('<f', score) + _int_field(3, piece_type)
-  return _bytes_field(1, body)
+def _add_pieces(model: spm_pb2.ModelProto,
+                pieces: Iterable[tuple[str, float, PieceType]]) -> None:
+  for piece, score, piece_type in pieces:
+    model.pieces.add(piece=piece, score=score, type=int(piece_type))
 
 
 def append_pieces(model_proto: bytes, pieces: Iterable[tuple[str, float, PieceType]]) -> bytes:
   """`model_proto` with `pieces` appended at the end of its vocabulary."""
-  return model_proto + b''.join(encode_piece(*p) for p in pieces)
+  model = spm_pb2.ModelProto.FromString(model_proto)
+  _add_pieces(model, pieces)
+  return model.SerializeToString()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,10 +46,20 @@ class SpecialPieces:
 def build_bpe_model_proto(pieces: Iterable[tuple[str, float, PieceType]], special: SpecialPieces, *,
                           byte_fallback: bool, add_dummy_prefix: bool) -> bytes:
   """A BPE `ModelProto` with an identity normalizer that keeps every space (as LLaMA's has)."""
-  trainer = _int_field(3, _BPE) + _int_field(35, byte_fallback) + _string_field(45, special.unk)
-  for field, name in ((46, special.bos), (47, special.eos), (48, special.pad)):
-    # An absent piece: a name no vocabulary uses, so sentencepiece reports the id as -1.
-    trainer += _string_field(field, name if name is not None else '\x00<none>\x00')
-  normalizer = (_string_field(1, 'identity') + _int_field(3, add_dummy_prefix)
-                + _int_field(4, False) + _int_field(5, True))
-  return b''.join(encode_piece(*p) for p in pieces) + _bytes_field(2, trainer) + _bytes_field(3, normalizer)
+  model = spm_pb2.ModelProto()
+  _add_pieces(model, pieces)
+  trainer = model.trainer_spec
+  trainer.model_type = spm_pb2.TrainerSpec.BPE
+  trainer.byte_fallback = byte_fallback
+  trainer.unk_piece = special.unk
+  # An absent piece: a name no vocabulary uses, so sentencepiece reports the id as -1.
+  none = '\x00<none>\x00'
+  trainer.bos_piece = special.bos if special.bos is not None else none
+  trainer.eos_piece = special.eos if special.eos is not None else none
+  trainer.pad_piece = special.pad if special.pad is not None else none
+  normalizer = model.normalizer_spec
+  normalizer.name = 'identity'
+  normalizer.add_dummy_prefix = add_dummy_prefix
+  normalizer.remove_extra_whitespaces = False
+  normalizer.escape_whitespaces = True
+  return model.SerializeToString()
