@@ -39,7 +39,6 @@ from apar_jax.training.checkpoints import TrainCheckpoints
 from apar_jax.training.loss import loss_sums_fn
 from apar_jax.training.optimizer import learning_rate_schedule, make_optimizer
 from apar_jax.training.plot import METRICS_FILE
-from apar_jax.training.tb_events import EventWriter
 from apar_jax.training.train_step import init_state, make_train_step
 from apar_jax.training.trainable import adapter_of, split_trainable
 
@@ -91,8 +90,11 @@ def _batch(rows: PackedRows, idx: np.ndarray, accum: int, micro: int,
           for k, v in arrays.items()}
 
 
-def _log_metrics(writer: EventWriter, log_dir: str, step: int, metrics: dict[str, float]) -> None:
-  writer.scalars(step, metrics)
+def _log_metrics(writer: Any, log_dir: str, step: int, metrics: dict[str, float]) -> None:
+  """TensorBoard scalars (flushed at once) and a line of `METRICS_FILE`."""
+  for tag, value in metrics.items():
+    writer.add_scalar(tag, value, step)
+  writer.flush()
   with open(os.path.join(log_dir, METRICS_FILE), 'a', encoding='utf-8') as f:
     f.write(json.dumps({'step': step, **metrics}) + '\n')
 
@@ -167,7 +169,11 @@ def _loop(tc: ml_collections.ConfigDict, state: Any, frozen: Any, step_fn: Any,
   main = distributed.is_main_process()
   if main:
     os.makedirs(tc.log_dir, exist_ok=True)
-  writer = EventWriter(tc.log_dir) if main else None
+  writer = None
+  if main:
+    from tensorboardX import SummaryWriter  # imports torch when present: only when training
+    # one event file per run; the suffix keeps runs started in the same second apart
+    writer = SummaryWriter(tc.log_dir, filename_suffix=f'.{os.getpid()}.from{start}')
   tokens_done, timed_s, done = 0.0, 0.0, start
   bar = tqdm(range(start, end), initial=start, total=int(tc.total_steps), desc='train',
              disable=not (progress and main), file=sys.stderr, dynamic_ncols=True)

@@ -2,6 +2,7 @@
 
 import glob
 import os
+import struct
 import sys
 
 import jax
@@ -13,8 +14,21 @@ from training_fixtures import tiny_train_config, write_sharegpt  # noqa: E402
 
 from apar_jax.training.adapter_io import load_adapter  # noqa: E402
 from apar_jax.training.plot import plot_loss, read_metrics  # noqa: E402
-from apar_jax.training.tb_events import read_scalars  # noqa: E402
 from apar_jax.training.trainer import train  # noqa: E402
+
+
+def read_scalars(path):
+  """(step, tag, value) of every scalar in a TensorBoard event file (TFRecord framing: length,
+  its CRC, an `Event` proto, its CRC; CRCs not checked here)."""
+  from tensorboardX.proto.event_pb2 import Event
+  out = []
+  with open(path, 'rb') as f:
+    while header := f.read(12):
+      (n,) = struct.unpack('<Q', header[:8])
+      event = Event.FromString(f.read(n))
+      f.read(4)
+      out += [(event.step, v.tag, v.simple_value) for v in event.summary.value]
+  return out
 
 
 @pytest.fixture(scope='module')
