@@ -37,13 +37,17 @@ def get_config():
   # Every answer is filtered (apar_data/distill_filter.py); a dropped one is drawn again, up to 3
   # times. The distilled file ships in data/distill/ so training can start from a fresh clone.
   config.distill.update(
-      num_prompts=4000,
+      num_prompts=5000,
       split='train',
       output=os.path.join(REPO, 'data', 'distill', 'smollm2_sharegpt.jsonl'),
       batch_size=16,
       max_new_tokens=384,
       temperature=0.7,
       top_p=0.9,
+      # Against loops, the main drop (docs/apar_training.md, 64-request A/B): kept 28% -> 39% of
+      # answers, list trees 1 -> 6. Answers before 2026-12-06 were drawn without (1.0, 0).
+      repetition_penalty=1.15,
+      no_repeat_ngram=6,
       max_attempts=3,
   )
 
