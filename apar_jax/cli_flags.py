@@ -24,6 +24,12 @@ TEMPERATURE = flags.DEFINE_float('temperature', None, '0 = greedy (default: conf
 TOP_P = flags.DEFINE_float('top_p', None, 'Nucleus sampling mass (1.0 = off).')
 TOP_K = flags.DEFINE_integer('top_k', None, 'Top-k sampling (0 = off).')
 SEED = flags.DEFINE_integer('seed', None, 'PRNG seed for sampling (default: config.seed).')
+REPETITION_PENALTY = flags.DEFINE_float(
+    'repetition_penalty', None, 'Divides the logits of tokens a branch already wrote (1.0 = off; '
+    'ar / apar modes; default: config.generate).')
+NO_REPEAT_NGRAM = flags.DEFINE_integer(
+    'no_repeat_ngram', None, 'Bans a token that would repeat a token n-gram of the branch (0 = off; '
+    'ar / apar modes; default: config.generate).')
 OUTPUT = flags.DEFINE_string('output', None, 'Write one JSON record per prompt to this .jsonl file '
                              '(its directory must exist; an existing file needs --overwrite).')
 OVERWRITE = flags.DEFINE_bool('overwrite', False, 'Replace an existing --output file.')

@@ -81,6 +81,8 @@ def base_config() -> ml_collections.ConfigDict:
       temperature=0.0,
       top_p=1.0,
       top_k=0,
+      repetition_penalty=1.0,  # 1.0 = off (AR / APAR modes; apar_jax/repeat_penalty.py)
+      no_repeat_ngram=0,       # 0 = off (AR / APAR modes)
       max_cache_len=2048,
       attention_impl='auto',   # 'auto' | 'reference' | 'pallas' | 'pallas_interpret'
   ))

@@ -16,8 +16,9 @@ with `kind`, `finished`, `num_tokens`, `attempt`, `seed`, `kept`, `drop_reason`,
 filters of the day (`rejudge`), then resumes: a request with a kept answer is done, else its
 next attempt follows the ones in the file, so a kill at any moment loses at most the answers in
 flight and never writes one twice. The totals (kept, dropped by reason) are printed and written to
-`<output>.report.json`, also when stopped with Ctrl-C (SIGINT). In a multi-process job every process
-decodes and process 0 alone reads and writes the file (the others take its record of what is left).
+`<output>.report.json`, also when stopped with Ctrl-C (SIGINT) or `kill` (SIGTERM). In a
+multi-process job every process decodes and process 0 alone reads and writes the file (the others
+take its record of what is left).
 """
 
 import collections
@@ -26,7 +27,9 @@ import fcntl
 import hashlib
 import json
 import os
+import signal
 import sys
+import threading
 from typing import Iterator
 
 import ml_collections
@@ -137,6 +140,24 @@ def exclusive(out_path: str, main: bool) -> Iterator[None]:
       fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+def _interrupt(signum, frame) -> None:
+  raise KeyboardInterrupt(f'signal {signum}')
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+  """SIGTERM stops the run like Ctrl-C (the report is still written): a background run started
+  with `nohup ... &` ignores SIGINT, so `kill PID` is how it is stopped."""
+  if threading.current_thread() is not threading.main_thread():
+    yield
+    return
+  previous = signal.signal(signal.SIGTERM, _interrupt)
+  try:
+    yield
+  finally:
+    signal.signal(signal.SIGTERM, previous)
+
+
 def run(config: ml_collections.ConfigDict) -> None:
   """Answers, judges and appends until every request has a kept answer or used its attempts."""
   dc = distill_section(config)
@@ -144,7 +165,7 @@ def run(config: ml_collections.ConfigDict) -> None:
   main = distributed.is_main_process()
   if main:
     os.makedirs(os.path.dirname(os.path.abspath(dc.output)), exist_ok=True)
-  with exclusive(dc.output, main):
+  with exclusive(dc.output, main), sigterm_as_interrupt():
     _run(config, dc, main)
 
 
@@ -167,7 +188,7 @@ def _run(config: ml_collections.ConfigDict, dc: ml_collections.ConfigDict, main:
   try:
     if queue:
       _answer(config, dc, queue, out_path, main)
-  finally:  # also when stopped with Ctrl-C / SIGINT: the report matches the file
+  finally:  # also when stopped with Ctrl-C / SIGINT / SIGTERM: the report matches the file
     if main:
       summary = summarise(out_path)
       with open(report_path(out_path), 'w', encoding='utf-8') as f:

@@ -5,6 +5,8 @@ import sys
 import time
 from typing import Any, Optional
 
+import dataclasses
+
 import ml_collections
 
 from apar_jax import cli_flags
@@ -12,8 +14,32 @@ from apar_jax.cli_errors import check_output
 from apar_jax.commands.prompts import prompt_ids, read_prompts
 from apar_jax.generate import SamplingParams
 from apar_jax.mode_weights import config_for_mode
+from apar_jax.repeat_penalty import check_repeat_settings
 from apar_jax.runtime import Runtime, load_runtime
 from apar_jax.tokenization import IncrementalDecoder
+
+@dataclasses.dataclass(frozen=True)
+class RepeatSettings:
+  """`--repetition_penalty` / `--no_repeat_ngram` (or the config's `generate` defaults)."""
+  repetition_penalty: float = 1.0
+  no_repeat_ngram: int = 0
+
+
+def repeat_settings_from_flags(config: ml_collections.ConfigDict, mode: str) -> RepeatSettings:
+  gen = config.generate
+  pick = lambda flag, default: default if flag.value is None else flag.value  # noqa: E731
+  settings = RepeatSettings(float(pick(cli_flags.REPETITION_PENALTY,
+                                       gen.get('repetition_penalty', 1.0))),
+                            int(pick(cli_flags.NO_REPEAT_NGRAM, gen.get('no_repeat_ngram', 0))))
+  try:
+    check_repeat_settings(settings.repetition_penalty, settings.no_repeat_ngram)
+  except ValueError as e:
+    raise ValueError(f'--{e}') from None
+  if settings != RepeatSettings() and mode not in ('ar', 'apar'):
+    raise ValueError(f'--repetition_penalty / --no_repeat_ngram work in --mode=ar or apar, not '
+                     f'{mode} (a drafter is verified against the unpenalised model)')
+  return settings
+
 
 AVAILABLE_MODES = ('ar', 'apar', 'lookup', 'medusa', 'hidden_transfer', 'apar_lookup', 'apar_medusa',
                    'apar_hidden_transfer')
@@ -42,7 +68,8 @@ def check_mode(mode: str) -> None:
 
 
 def generate_on_engine(runtime: Runtime, mode: str, prompts: list[str], max_new: int,
-                       sampling: SamplingParams, stream: bool) -> list[dict[str, Any]]:
+                       sampling: SamplingParams, stream: bool,
+                       repeats: RepeatSettings = RepeatSettings()) -> list[dict[str, Any]]:
   """Decodes every prompt on the engine (continuous batching); streams a single AR answer."""
   from apar_jax.engine.cli_api import generate_records
   cfg = runtime.config
@@ -60,7 +87,9 @@ def generate_on_engine(runtime: Runtime, mode: str, prompts: list[str], max_new:
       sys.stdout.flush()
   records = generate_records(runtime, mode, prompts, ids, max_new_tokens=max_new,
                              temperature=sampling.temperature, top_k=sampling.top_k,
-                             top_p=sampling.top_p, seed=sampling.seed, on_tokens=on_tokens,
+                             top_p=sampling.top_p, seed=sampling.seed,
+                             repetition_penalty=repeats.repetition_penalty,
+                             no_repeat_ngram=repeats.no_repeat_ngram, on_tokens=on_tokens,
                              progress=not stream and len(prompts) > 1)
   if stream:
     sys.stdout.write('\n')
@@ -78,6 +107,7 @@ def run(config: ml_collections.ConfigDict) -> None:
   check_output(cli_flags.OUTPUT.value, cli_flags.OVERWRITE.value)
   prompts = read_prompts(cli_flags.PROMPT.value, cli_flags.PROMPTS_FILE.value)
   sampling = sampling_from_flags(config)
+  repeats = repeat_settings_from_flags(config, mode)
   max_new = cli_flags.MAX_NEW_TOKENS.value
   max_new = config.generate.max_new_tokens if max_new is None else max_new
   if max_new < 1:
@@ -92,7 +122,7 @@ def run(config: ml_collections.ConfigDict) -> None:
   from apar_jax.distributed import is_main_process
   # Multi-process: every process decodes; only process 0 streams (and writes, see write_records).
   stream = cli_flags.STREAM.value and len(prompts) == 1 and mode == 'ar' and is_main_process()
-  records = generate_on_engine(runtime, mode, prompts, max_new, sampling, stream)
+  records = generate_on_engine(runtime, mode, prompts, max_new, sampling, stream, repeats)
   write_records(records, cli_flags.OUTPUT.value, echo=not stream)
 
 

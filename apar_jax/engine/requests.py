@@ -20,9 +20,9 @@ class Request:
   top_k: int = 0  # 0 = off
   top_p: float = 1.0  # 1.0 = off
   seed: int = 0
+  arrival_s: float = 0.0  # serving: not admitted before this many seconds after the `generate` call
   repetition_penalty: float = 1.0  # 1.0 = off; AR / APAR modes (`apar_jax.repeat_penalty`)
   no_repeat_ngram: int = 0  # 0 = off; AR / APAR modes
-  arrival_s: float = 0.0  # serving: not admitted before this many seconds after the `generate` call
 
 
 @dataclasses.dataclass

@@ -48,12 +48,25 @@ def test_txt_prompts_and_sampling_are_reproducible(tmp_path):
   assert outs[0] == outs[1]
 
 
+def test_no_repeat_ngram_reaches_the_engine(tmp_path):
+  out = tmp_path / 'o.jsonl'
+  proc = run_cli('generate', '--config=configs/tiny.py', '--prompt=one two', '--max_new_tokens=24',
+                 '--no_repeat_ngram=2', '--repetition_penalty=1.2', f'--output={out}')
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  ids = json.loads(out.read_text())['token_ids']
+  pairs = list(zip(ids, ids[1:]))
+  assert len(ids) > 4 and len(pairs) == len(set(pairs))  # no token bigram twice
+
+
 @pytest.mark.parametrize('args,message', [
     (('--prompt=',), '--prompt is empty'),
     (('--prompts_file=/nonexistent/p.txt',), 'does not exist'),
     (('--prompt=hi', '--mode=nonsense'), 'unknown --mode'),
     (('--prompt=hi', '--max_new_tokens=-3'), 'max_new_tokens'),
     (('--prompt=hi', '--top_p=1.5'), 'top_p'),
+    (('--prompt=hi', '--repetition_penalty=0'), '--repetition_penalty must be finite and > 0'),
+    (('--prompt=hi', '--no_repeat_ngram=1'), '--no_repeat_ngram must be 0 (off)'),
+    (('--prompt=hi', '--mode=lookup', '--no_repeat_ngram=3'), 'work in --mode=ar or apar'),
     (('--prompt=hi', '--config=configs/nope.py'), '--config=configs/nope.py: no such file'),
     (('--prompt=hi', '--config.engine.max_slotz=3'), 'did you mean max_slots'),
     (('--prompt=hi', '--config.enginex.max_slots=3'), "the config has no field 'enginex'"),

@@ -158,15 +158,16 @@ SCRIPT = textwrap.dedent(r'''
       assert len({s.index[0].start for s in kv.addressable_shards}) == 4
       assert kv.sharding.spec[3] == 'tensor'  # two KV heads over the two tensor devices of a row
       # Shards share nothing inside a chunk: every collective stays within a mesh row (tensor)
-      # except the loop flags ("any branch left", "any branch samples" over every shard): one
-      # all-reduce of two bools over data, at the start and after each step.
+      # except the loop flags ("any branch left", "any branch samples", "any branch penalises
+      # repeats" over every shard): one all-reduce of three bools over data, at the start and
+      # after each step.
       device_params = (sharded if many.speculative is None else
                        (sharded, many.speculative.params))
       hlo = many.fns.run_chunk.lower(device_params, many._state,
                                      jnp.zeros((4, many.caps.max_slots), bool),
                                      jnp.int32(4)).compile().as_text()
       across = [line.split(' = ')[1][:40] for line in hlo.splitlines() if crosses_rows(line)]
-      assert len(across) == 2 and all(a.startswith('pred[2]') and 'all-reduce' in a
+      assert len(across) == 2 and all(a.startswith('pred[3]') and 'all-reduce' in a
                                       for a in across), (mode, across)
       # The greedy-or-sampled choice stays a real branch under the shard vmap (one predicate for
       # all shards), so greedy steps skip the sampler's sort: a sort only inside a conditional.

@@ -1,4 +1,5 @@
-"""`distill` killed (SIGKILL) mid-run and run again: no answer lost, none written twice."""
+"""`distill` killed (SIGKILL) mid-run and run again: no answer lost, none written twice; stopped with
+SIGTERM: the report matches the file."""
 
 import collections
 import json
@@ -32,16 +33,30 @@ def _lines(path):
     return f.read().splitlines()
 
 
-def test_killed_distillation_resumes_without_gaps_or_duplicates(tmp_path, load_config):
-  out = str(tmp_path / 'out.jsonl')
+def _stop_mid_run(out: str, sig: int) -> int:
+  """Starts a distillation into `out`, sends `sig` once it wrote 5 answers; its exit code."""
   child = subprocess.Popen([sys.executable, '-c', CHILD, out], stderr=subprocess.DEVNULL)
   deadline = time.monotonic() + 600
   while time.monotonic() < deadline and child.poll() is None:
     if os.path.exists(out) and len(_lines(out)) >= 5:
       break
     time.sleep(0.02)  # polling the file the child writes, not waiting a fixed time
-  child.send_signal(signal.SIGKILL)
-  child.wait()
+  child.send_signal(sig)
+  return child.wait(timeout=120)
+
+
+def test_sigterm_stops_with_a_report_that_matches_the_file(tmp_path):
+  out = str(tmp_path / 'out.jsonl')
+  assert _stop_mid_run(out, signal.SIGTERM) != 0
+  written = len(_lines(out))
+  assert 5 <= written < TOTAL, 'the child was not stopped mid-run'
+  with open(distill.report_path(out), encoding='utf-8') as f:
+    assert json.load(f)['answers'] == written
+
+
+def test_killed_distillation_resumes_without_gaps_or_duplicates(tmp_path, load_config):
+  out = str(tmp_path / 'out.jsonl')
+  _stop_mid_run(out, signal.SIGKILL)
   written = len(_lines(out))
   assert 5 <= written < TOTAL, 'the child was not killed mid-run'
 
