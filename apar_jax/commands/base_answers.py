@@ -146,8 +146,9 @@ def answer_stream(runtime: Any, config: ml_collections.ConfigDict, dc: ml_collec
   if not queue:
     return
   longest = max(len(prompt_ids(job)) for job in queue)
+  repetition_penalty, no_repeat_ngram = float(dc.repetition_penalty), int(dc.no_repeat_ngram)
   if resolve_backend(dc) == 'dense':
-    if float(dc.get('repetition_penalty', 1.0)) != 1.0 or int(dc.get('no_repeat_ngram', 0)):
+    if repetition_penalty != 1.0 or no_repeat_ngram:
       raise ValueError('config.distill.repetition_penalty / no_repeat_ngram need the engine '
                        "backend (config.distill.backend='engine' or 'auto')")
     answer = dense_answerer(runtime, dc)
@@ -174,8 +175,8 @@ def answer_stream(runtime: Any, config: ml_collections.ConfigDict, dc: ml_collec
       feed.submit(engine.prepare(index, Request(
           token_ids=prompt_ids(job), max_new_tokens=int(dc.max_new_tokens),
           temperature=float(dc.temperature), top_k=int(dc.top_k), top_p=float(dc.top_p),
-          seed=int(job.seed), repetition_penalty=float(dc.get('repetition_penalty', 1.0)),
-          no_repeat_ngram=int(dc.get('no_repeat_ngram', 0)))))
+          seed=int(job.seed), repetition_penalty=repetition_penalty,
+          no_repeat_ngram=no_repeat_ngram)))
     if not queue and not in_flight:
       feed.close()
 

@@ -1,11 +1,10 @@
 """`python -m apar_jax generate`: answer prompts and write one JSON record per prompt."""
 
+import dataclasses
 import json
 import sys
 import time
 from typing import Any, Optional
-
-import dataclasses
 
 import ml_collections
 
@@ -18,6 +17,7 @@ from apar_jax.repeat_penalty import check_repeat_settings
 from apar_jax.runtime import Runtime, load_runtime
 from apar_jax.tokenization import IncrementalDecoder
 
+
 @dataclasses.dataclass(frozen=True)
 class RepeatSettings:
   """`--repetition_penalty` / `--no_repeat_ngram` (or the config's `generate` defaults)."""
@@ -25,17 +25,23 @@ class RepeatSettings:
   no_repeat_ngram: int = 0
 
 
+def _flag_or(flag: Any, default: Any) -> Any:
+  """The flag's value when given on the command line, else `default` (from the config)."""
+  return default if flag.value is None else flag.value
+
+
 def repeat_settings_from_flags(config: ml_collections.ConfigDict, mode: str) -> RepeatSettings:
+  """Checked before any weight is loaded: bad values and drafter modes are refused at once."""
+  from apar_jax.engine.spec_config import split_mode
   gen = config.generate
-  pick = lambda flag, default: default if flag.value is None else flag.value  # noqa: E731
-  settings = RepeatSettings(float(pick(cli_flags.REPETITION_PENALTY,
-                                       gen.get('repetition_penalty', 1.0))),
-                            int(pick(cli_flags.NO_REPEAT_NGRAM, gen.get('no_repeat_ngram', 0))))
+  settings = RepeatSettings(
+      float(_flag_or(cli_flags.REPETITION_PENALTY, gen.get('repetition_penalty', 1.0))),
+      int(_flag_or(cli_flags.NO_REPEAT_NGRAM, gen.get('no_repeat_ngram', 0))))
   try:
     check_repeat_settings(settings.repetition_penalty, settings.no_repeat_ngram)
   except ValueError as e:
     raise ValueError(f'--{e}') from None
-  if settings != RepeatSettings() and mode not in ('ar', 'apar'):
+  if settings != RepeatSettings() and split_mode(mode)[1] is not None:
     raise ValueError(f'--repetition_penalty / --no_repeat_ngram work in --mode=ar or apar, not '
                      f'{mode} (a drafter is verified against the unpenalised model)')
   return settings
@@ -48,11 +54,10 @@ PLANNED_MODES: tuple[str, ...] = ()
 
 def sampling_from_flags(config: ml_collections.ConfigDict) -> SamplingParams:
   gen = config.generate
-  pick = lambda flag, default: default if flag.value is None else flag.value  # noqa: E731
-  params = SamplingParams(temperature=float(pick(cli_flags.TEMPERATURE, gen.temperature)),
-                          top_k=int(pick(cli_flags.TOP_K, gen.top_k)),
-                          top_p=float(pick(cli_flags.TOP_P, gen.top_p)),
-                          seed=int(pick(cli_flags.SEED, config.seed)))
+  params = SamplingParams(temperature=float(_flag_or(cli_flags.TEMPERATURE, gen.temperature)),
+                          top_k=int(_flag_or(cli_flags.TOP_K, gen.top_k)),
+                          top_p=float(_flag_or(cli_flags.TOP_P, gen.top_p)),
+                          seed=int(_flag_or(cli_flags.SEED, config.seed)))
   if params.temperature < 0 or not 0 < params.top_p <= 1 or params.top_k < 0:
     raise ValueError('need --temperature >= 0, 0 < --top_p <= 1 and --top_k >= 0')
   return params
