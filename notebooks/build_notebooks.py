@@ -133,6 +133,10 @@ QUICKSTART = [
         BASE_CONFIG = 'configs/smollm2_135m.py'       # AR and speculative modes (APAR's fallback)
         SPEC_MODE = 'medusa'      # 'medusa', 'hidden_transfer' (trained drafters) or 'lookup'
         APAR_SLOTS = 8            # branch slots: every slot is a row of every step, keep it small on CPU
+        # False: every step drafts the configured tree, so the speculative modes show their mechanism.
+        # True: trees chosen from the step cost measured on this machine at engine start (minutes the
+        # first time; on a CPU it turns drafting off where it does not pay, as `generate` does).
+        COST_MODEL = False
         ''', parameters=True),
     md('''\
         ## Load the models
@@ -159,6 +163,7 @@ QUICKSTART = [
             config = module.get_config()
             config.engine.max_slots = APAR_SLOTS
             config.engine.max_requests = 1
+            config.speculative.cost_model = COST_MODEL
             return config
 
 
