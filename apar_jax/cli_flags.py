@@ -5,8 +5,10 @@ import os
 from absl import flags
 from ml_collections import config_flags
 
+from apar_jax.defaults import default_config
+
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEFAULT_CONFIG = os.path.join(REPO_ROOT, 'configs', 'smollm2_135m.py')
+DEFAULT_CONFIG = default_config.__file__  # SmolLM2-135M (`apar_jax.defaults.presets`)
 
 CONFIG = config_flags.DEFINE_config_file(
     'config', DEFAULT_CONFIG, 'Config file (ml_collections, get_config()); fields can be '
@@ -30,6 +32,10 @@ REPETITION_PENALTY = flags.DEFINE_float(
 NO_REPEAT_NGRAM = flags.DEFINE_integer(
     'no_repeat_ngram', None, 'Bans a token that would repeat a token n-gram of the branch (0 = off; '
     'ar / apar modes; default: config.generate).')
+PENALIZE_SYMBOLS = flags.DEFINE_boolean(
+    'penalize_symbols', None, 'Whether --repetition_penalty also falls on tokens without a letter '
+    '(digits, punctuation, `**`, newlines); --nopenalize_symbols keeps a list\'s marks cheap '
+    '(default: config.generate).')
 OUTPUT = flags.DEFINE_string('output', None, 'Write one JSON record per prompt to this .jsonl file '
                              '(its directory must exist; an existing file needs --overwrite).')
 OVERWRITE = flags.DEFINE_bool('overwrite', False, 'Replace an existing --output file.')

@@ -8,11 +8,15 @@
   is banned (logit -inf), as Hugging Face `no_repeat_ngram_size`.
 
 The history is what the row wrote itself (an engine branch: its own outputs), not the prompt. Ids in
-`exempt` (control tokens such as `[Fork]`) are never penalised. Settings are per row, so one compiled
-function serves mixed requests; a row with p = 1 and n = 0 keeps its logits exactly.
+`exempt` (control tokens such as `[Fork]`) are never penalised. A row whose `penalize_symbols` is
+False spares `symbols` (the tokens without a letter: digits, punctuation, `**`, newlines) from the
+repetition penalty, so a list's scaffolding stays as likely as before while repeated words are
+penalised; the n-gram ban still covers them (a run of scaffolding alone is a loop too). Settings are
+per row, so one compiled function serves mixed requests; a row with p = 1 and n = 0 keeps its logits
+exactly.
 """
 
-from typing import Sequence
+from typing import Optional, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -56,20 +60,32 @@ def ngram_completions(history: jax.Array, length: jax.Array, n: jax.Array, vocab
   return jnp.zeros((b, vocab), bool).at[jnp.arange(b)[:, None], cols].set(True, mode='drop')
 
 
+def letterless_ids(texts: Sequence[str]) -> tuple[int, ...]:
+  """Ids whose text (`texts[i]`: token i decoded alone) has no letter (a vocabulary's `symbols`)."""
+  return tuple(i for i, text in enumerate(texts) if not any(c.isalpha() for c in text))
+
+
+def _vocab_mask(vocab: int, ids: Sequence[int]) -> jax.Array:
+  """[V] bool: True at `ids`."""
+  mask = jnp.zeros((vocab,), bool)
+  return mask.at[jnp.asarray(tuple(ids), jnp.int32)].set(True) if ids else mask
+
+
 def penalize_repeats(logits: jax.Array, history: jax.Array, length: jax.Array,
                      repetition_penalty: jax.Array, no_repeat_ngram: jax.Array,
-                     exempt: Sequence[int] = ()) -> jax.Array:
+                     exempt: Sequence[int] = (), symbols: Sequence[int] = (),
+                     penalize_symbols: Optional[jax.Array] = None) -> jax.Array:
   """logits [B, V] with each row's penalties applied (see the module docstring).
 
   history [B, L] int32 (the row's own tokens, `length [B]` of them valid); repetition_penalty [B] f32;
-  no_repeat_ngram [B] int32."""
+  no_repeat_ngram [B] int32; penalize_symbols [B] bool (None = True on every row)."""
   vocab = logits.shape[-1]
-  keep = jnp.ones((vocab,), bool)
-  if exempt:
-    keep = keep.at[jnp.asarray(tuple(exempt), jnp.int32)].set(False)
+  keep = ~_vocab_mask(vocab, exempt)  # [V]
   seen = seen_tokens(history, length, vocab) & keep  # [B, V]
+  banned = ngram_completions(history, length, no_repeat_ngram, vocab) & keep
+  if symbols and penalize_symbols is not None:
+    seen &= penalize_symbols[:, None] | ~_vocab_mask(vocab, symbols)[None, :]
   p = repetition_penalty[:, None].astype(logits.dtype)
   penalised = jnp.where(logits > 0, logits / p, logits * p)
   logits = jnp.where(seen & (p != 1), penalised, logits)
-  banned = ngram_completions(history, length, no_repeat_ngram, vocab) & keep
   return jnp.where(banned, NEG_INF, logits)

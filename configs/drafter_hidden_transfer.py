@@ -5,18 +5,17 @@ self-distilled data.
 """
 
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(__file__))
-import drafter_defaults  # noqa: E402
-import smollm2_135m  # noqa: E402
+from apar_jax.defaults import drafter_train_config, presets, speculative_config
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def get_config():
-  config = smollm2_135m.get_config()
+  config = presets.smollm2_135m(REPO)
   config.name = 'smollm2_135m_hidden_transfer'
-  config.speculative = drafter_defaults.speculative_config()
-  config.drafter = drafter_defaults.drafter_train_config(
+  config.speculative = speculative_config()
+  config.drafter = drafter_train_config(
       kind='hidden_transfer', generate_answers=400, transfer_layer=20, steps=120, rows_per_step=2,
       anchors_per_row=32, learning_rate=2e-3)
   return config

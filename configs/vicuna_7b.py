@@ -1,22 +1,8 @@
-"""Vicuna-7B v1.5 (LLaMA-2-7B shape, Vicuna v1.1 chat template), the APAR authors' base model."""
+"""Vicuna-7B v1.5 (LLaMA-2-7B shape, Vicuna v1.1 chat template), the APAR authors' base model.
+Weights and tokenizer: --config.weights.path=DIR --config.tokenizer.path=FILE."""
 
-import os
-import sys
-
-sys.path.insert(0, os.path.dirname(__file__))
-import base  # noqa: E402
+from apar_jax.defaults import presets
 
 
 def get_config():
-  config = base.base_config()
-  config.name = 'vicuna_7b'
-  config.model = base.model_config(
-      vocab_size=32000 + 2, d_model=4096, n_layers=32, n_heads=32, n_kv_heads=32, head_dim=128, ffn_dim=11008, rope_theta=10000.0, norm_eps=1e-5, max_position=4096,
-      param_dtype='bfloat16', dtype='bfloat16')
-  config.weights.source = 'hf'
-  config.weights.path = ''   # a Hugging Face checkpoint directory; set on the command line
-  config.tokenizer.kind = 'sentencepiece'
-  config.tokenizer.path = ''   # tokenizer.model / tokenizer.json; set on the command line
-  config.tokenizer.chat_template = 'vicuna_v1.1'
-  config.mesh.fsdp = 1
-  return config
+  return presets.vicuna_7b()

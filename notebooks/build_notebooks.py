@@ -547,7 +547,7 @@ FINETUNING = [
         '''),
     code('''\
         from apar_jax.apar_data import sharegpt_record
-        from apar_jax.training.defaults import train_defaults
+        from apar_jax.defaults import train_defaults
         from apar_jax.training.trainer import train
         from apar_jax.training.plot import read_metrics
 

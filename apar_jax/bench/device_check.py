@@ -122,8 +122,8 @@ def run_check(out_dir: str, *, smoke: bool, sections: tuple[str, ...], repeats: 
     done('identity')
   if 'width' in sections:
     from apar_jax.bench.width_curve import width_curve
-    from apar_jax.testing.tiny_engine import config_module
-    model = config_module('tiny' if smoke else 'smollm2_135m').get_config().model
+    from apar_jax.defaults import presets
+    model = (presets.tiny() if smoke else presets.smollm2_135m()).model
     points, skipped = width_curve(model, widths=plan.widths, batches=plan.batches,
                                   dtypes=('float32', 'bfloat16'), context=plan.context,
                                   repeats=repeats, deadline=deadline)

@@ -21,6 +21,7 @@ import jax
 import ml_collections
 import numpy as np
 
+from apar_jax.defaults import engine_config, presets
 from apar_jax.engine import ControlIds, Engine, Request
 from apar_jax.engine.spec_config import split_mode
 from apar_jax.speculative.hidden_transfer import init_hidden_transfer
@@ -181,8 +182,8 @@ def smollm2_gguf(weights_dir: Optional[str]) -> Optional[str]:
 def smollm2_setup(weights_dir: Optional[str], max_new_tokens: int):
   """(config, params, weights label): SmolLM2-135M's config with an engine section for one
   request; the GGUF's params (`smollm2_gguf`) or random ones."""
-  config = tiny_engine.config_module('smollm2_135m').get_config()
-  config.engine = tiny_engine.config_module('engine_defaults').engine_config(
+  config = presets.smollm2_135m()
+  config.engine = engine_config(
       max_slots=8, max_requests=1, num_pages=256, page_size=16, pages_per_slot=32,
       max_new_tokens=max_new_tokens, max_depth=2, attention_impl='auto')
   path = smollm2_gguf(weights_dir)

@@ -7,8 +7,6 @@ residual stream, so greedy decoding emits `[Fork]` after those tokens. It shows 
 branch-parallel decoding (who is live at which step); its text means nothing.
 """
 
-import importlib.util
-import os
 from typing import Any
 
 import flax.linen as nn
@@ -17,7 +15,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from apar_jax.cli_flags import REPO_ROOT
+from apar_jax.defaults import presets
 from apar_jax.engine.token_choice import ControlIds
 from apar_jax.model import CausalSpec, build_model
 
@@ -29,12 +27,8 @@ LABEL = 'tiny random model with a [Fork] head bias (mechanics only)'
 
 
 def forky_config() -> ml_collections.ConfigDict:
-  """configs/tiny.py shrunk to a 64-token vocabulary."""
-  path = os.path.join(REPO_ROOT, 'configs', 'tiny.py')
-  spec = importlib.util.spec_from_file_location('_bench_tiny_config', path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  config = module.get_config()
+  """The `tiny` preset shrunk to a 64-token vocabulary."""
+  config = presets.tiny()
   config.name = 'bench_forky_tiny'
   config.model.update(vocab_size=VOCAB, d_model=32, n_layers=2, n_heads=4, n_kv_heads=2,
                       head_dim=8, ffn_dim=64, max_position=1024)

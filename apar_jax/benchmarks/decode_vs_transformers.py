@@ -22,12 +22,8 @@ PROMPT = 'Explain how a bicycle works, step by step.'
 
 
 def _load_config():
-  import importlib.util
-  path = os.path.join(os.path.dirname(__file__), '..', '..', 'configs', 'smollm2_135m.py')
-  spec = importlib.util.spec_from_file_location('_smollm2_cfg', path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config()
+  from apar_jax.defaults import presets
+  return presets.smollm2_135m()
 
 
 def make_roofline_probe(num_bytes: int):

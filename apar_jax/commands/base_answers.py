@@ -176,7 +176,8 @@ def answer_stream(runtime: Any, config: ml_collections.ConfigDict, dc: ml_collec
           token_ids=prompt_ids(job), max_new_tokens=int(dc.max_new_tokens),
           temperature=float(dc.temperature), top_k=int(dc.top_k), top_p=float(dc.top_p),
           seed=int(job.seed), repetition_penalty=repetition_penalty,
-          no_repeat_ngram=no_repeat_ngram)))
+          no_repeat_ngram=no_repeat_ngram,
+          penalize_symbols=bool(dc.get('penalize_symbols', True)))))
     if not queue and not in_flight:
       feed.close()
 

@@ -46,7 +46,7 @@ from apar_jax.commands.base_answers import Job, answer_stream, base_runtime, che
 
 
 def distill_section(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  from apar_jax.training.defaults import distill_defaults
+  from apar_jax.defaults import distill_defaults
   dc = distill_defaults()
   if 'distill' in config:
     dc.update(config.distill.to_dict())  # files written before a field existed keep its default
@@ -213,7 +213,8 @@ def _answer(config, dc, queue, out_path: str, main: bool) -> None:
             num_tokens=len(item.answer_ids), attempt=job.attempt, seed=job.seed, kept=verdict.kept,
             drop_reason=verdict.reason, tree_kind=verdict.tree_kind, split=p.split,
             repetition_penalty=float(dc.repetition_penalty),
-            no_repeat_ngram=int(dc.no_repeat_ngram)),
+            no_repeat_ngram=int(dc.no_repeat_ngram),
+            penalize_symbols=bool(dc.get('penalize_symbols', True))),
             ensure_ascii=False) + '\n')
         f.flush()
       if not verdict.kept and job.attempt + 1 < max_attempts:

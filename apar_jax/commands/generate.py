@@ -20,9 +20,15 @@ from apar_jax.tokenization import IncrementalDecoder
 
 @dataclasses.dataclass(frozen=True)
 class RepeatSettings:
-  """`--repetition_penalty` / `--no_repeat_ngram` (or the config's `generate` defaults)."""
+  """`--repetition_penalty` / `--no_repeat_ngram` / `--penalize_symbols` (or the config's
+  `generate` defaults)."""
   repetition_penalty: float = 1.0
   no_repeat_ngram: int = 0
+  penalize_symbols: bool = True
+
+  @property
+  def active(self) -> bool:
+    return self.repetition_penalty != 1.0 or self.no_repeat_ngram > 0
 
 
 def _flag_or(flag: Any, default: Any) -> Any:
@@ -36,12 +42,13 @@ def repeat_settings_from_flags(config: ml_collections.ConfigDict, mode: str) -> 
   gen = config.generate
   settings = RepeatSettings(
       float(_flag_or(cli_flags.REPETITION_PENALTY, gen.get('repetition_penalty', 1.0))),
-      int(_flag_or(cli_flags.NO_REPEAT_NGRAM, gen.get('no_repeat_ngram', 0))))
+      int(_flag_or(cli_flags.NO_REPEAT_NGRAM, gen.get('no_repeat_ngram', 0))),
+      bool(_flag_or(cli_flags.PENALIZE_SYMBOLS, gen.get('penalize_symbols', True))))
   try:
     check_repeat_settings(settings.repetition_penalty, settings.no_repeat_ngram)
   except ValueError as e:
     raise ValueError(f'--{e}') from None
-  if settings != RepeatSettings() and split_mode(mode)[1] is not None:
+  if settings.active and split_mode(mode)[1] is not None:
     raise ValueError(f'--repetition_penalty / --no_repeat_ngram work in --mode=ar or apar, not '
                      f'{mode} (a drafter is verified against the unpenalised model)')
   return settings
@@ -94,7 +101,8 @@ def generate_on_engine(runtime: Runtime, mode: str, prompts: list[str], max_new:
                              temperature=sampling.temperature, top_k=sampling.top_k,
                              top_p=sampling.top_p, seed=sampling.seed,
                              repetition_penalty=repeats.repetition_penalty,
-                             no_repeat_ngram=repeats.no_repeat_ngram, on_tokens=on_tokens,
+                             no_repeat_ngram=repeats.no_repeat_ngram,
+                             penalize_symbols=repeats.penalize_symbols, on_tokens=on_tokens,
                              progress=not stream and len(prompts) > 1)
   if stream:
     sys.stdout.write('\n')

@@ -2,7 +2,7 @@
 
 With `train.distill_first`, first completes (or resumes) `distill` into `train.data_path`, so one
 command runs the whole recipe. Then trains (or resumes) the run described by `config.train` (see
-apar_jax/training/defaults.py), writes the adapter (LoRA) or params (full fine-tuning) to
+apar_jax/defaults/training.py), writes the adapter (LoRA) or params (full fine-tuning) to
 `train.export_dir` and, when `train.plot_path` is set, the loss curve.
 """
 
@@ -17,7 +17,7 @@ from apar_jax.training.trainer import train
 def run(config: ml_collections.ConfigDict) -> None:
   if 'train' not in config:
     raise ValueError('this config has no train section: use configs/apar_smollm2_135m.py or add '
-                     'config.train = apar_jax.training.defaults.train_defaults()')
+                     'config.train = apar_jax.defaults.train_defaults()')
   if config.train.get('distill_first', False):
     from apar_jax.commands import distill
     if distill.distill_section(config).output != config.train.data_path:

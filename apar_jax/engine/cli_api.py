@@ -71,6 +71,7 @@ def generate_records(runtime: Any, mode: str, prompts: Sequence[str],
                      prompt_ids: Sequence[Sequence[int]], *, max_new_tokens: int,
                      temperature: float = 0.0, top_k: int = 0, top_p: float = 1.0, seed: int = 0,
                      repetition_penalty: float = 1.0, no_repeat_ngram: int = 0,
+                     penalize_symbols: bool = True,
                      on_tokens: Optional[Callable[..., None]] = None,
                      warmup: bool = True, progress: bool = False) -> list[dict[str, Any]]:
   """Decodes every prompt on the engine (continuous batching); one record per prompt, input order.
@@ -83,7 +84,8 @@ def generate_records(runtime: Any, mode: str, prompts: Sequence[str],
     engine.warmup()
   requests = [Request(prompt=p, token_ids=ids, max_new_tokens=max_new_tokens,
                       temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
-                      repetition_penalty=repetition_penalty, no_repeat_ngram=no_repeat_ngram)
+                      repetition_penalty=repetition_penalty, no_repeat_ngram=no_repeat_ngram,
+                      penalize_symbols=penalize_symbols)
               for p, ids in zip(prompts, prompt_ids)]
   records: list[Optional[dict[str, Any]]] = [None] * len(requests)
   bar = tqdm(total=len(requests), desc=mode, unit='request', file=sys.stderr,

@@ -26,7 +26,7 @@ from apar_jax.engine.spec_config import (SPEC_MODES, SpeculativeSetup, resolve_s
 from apar_jax.engine.state import Capacities, EngineState, pages_for
 from apar_jax.engine.token_choice import ControlIds
 from apar_jax.engine.tree_reassembly import Branch, reassemble
-from apar_jax.repeat_penalty import check_repeat_settings
+from apar_jax.repeat_penalty import check_repeat_settings, letterless_ids
 
 MODES = ('ar', 'apar') + SPEC_MODES
 
@@ -145,7 +145,7 @@ class Engine:
     return PreparedRequest(index, request.prompt, ids, int(max_new), float(request.temperature),
                            int(request.top_k), float(request.top_p), int(request.seed),
                            float(request.arrival_s), float(request.repetition_penalty),
-                           int(request.no_repeat_ngram))
+                           int(request.no_repeat_ngram), bool(request.penalize_symbols))
 
   def _encode(self, prompt: str) -> list[int]:
     if self.tokenizer is None:
@@ -246,5 +246,6 @@ class Engine:
 def _ids_from_tokenizer(tokenizer: Any) -> ControlIds:
   if tokenizer.fork_id is None or tokenizer.child_id is None:
     raise ValueError('the tokenizer has no [Fork]/[Child] tokens; load it with the APAR tokens')
+  texts = [tokenizer.decode([i], skip_special=False) for i in range(tokenizer.vocab_size)]
   return ControlIds(int(tokenizer.fork_id), int(tokenizer.child_id),
-                    tuple(int(i) for i in tokenizer.stop_ids))
+                    tuple(int(i) for i in tokenizer.stop_ids), letterless_ids(texts))

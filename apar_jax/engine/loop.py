@@ -84,7 +84,8 @@ class EngineFunctions:
   buckets: tuple[int, ...]  # the row buckets `rows` may take (`row_buckets`); (S,) = off
   drafting_buckets: tuple[int, ...]  # buckets whose tree drafts: `draft=False` verifies the root
   admit: Callable  # (state, active, slot, request, prompt_len, last_token, max_new, temp, top_k,
-  #                   top_p, repetition_penalty, no_repeat_ngram, key [D, 2]) -> state
+  #                   top_p, repetition_penalty, no_repeat_ngram, penalize_symbols,
+  #                   key [D, 2]) -> state
   #                   (scalars per shard: [D])
   prefill_chunk: Callable  # (params, state, active [D], slot [D], tokens [D, C], start [D]) -> state
   reset: Callable  # (state) -> empty state reusing the KV pools
@@ -179,7 +180,7 @@ def compiled_functions(model_cfg: ml_collections.FrozenConfigDict, caps: Capacit
                         out_shardings=placed),
       buckets=buckets,
       drafting_buckets=tuple(b for b in buckets if spec is not None and spec.for_rows(b).drafts),
-      admit=jit(lift(adm, *(True,) * 13), (0,)),
+      admit=jit(lift(adm, *(True,) * 14), (0,)),
       prefill_chunk=jit(lift(pre, False, True, True, True, True, True), (1,)),
       reset=jit(lift(reset, True), (0,)),
       cancel=jit(lift(functools.partial(cancel_requests, caps=caps), True, True), (0,)),

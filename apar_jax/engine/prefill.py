@@ -20,7 +20,7 @@ from apar_jax.model import PagedSpec, Transformer
 def admit(state: EngineState, slot: jax.Array, request: jax.Array, prompt_len: jax.Array,
           last_token: jax.Array, max_new: jax.Array, temperature: jax.Array, top_k: jax.Array,
           top_p: jax.Array, repetition_penalty: jax.Array, no_repeat_ngram: jax.Array,
-          key: jax.Array, caps: Capacities) -> EngineState:
+          penalize_symbols: jax.Array, key: jax.Array, caps: Capacities) -> EngineState:
   """Makes `slot` the LIVE root of request index `request` and allocates its prompt pages.
 
   Scalars: slot, request, prompt_len (L >= 1), last_token (prompt[L-1]), max_new (budget); key [2]
@@ -51,6 +51,7 @@ def admit(state: EngineState, slot: jax.Array, request: jax.Array, prompt_len: j
       top_k=rq.top_k.at[request].set(top_k), top_p=rq.top_p.at[request].set(top_p),
       repetition_penalty=rq.repetition_penalty.at[request].set(repetition_penalty),
       no_repeat_ngram=rq.no_repeat_ngram.at[request].set(no_repeat_ngram),
+      penalize_symbols=rq.penalize_symbols.at[request].set(penalize_symbols),
       decode_steps=zero(rq.decode_steps), forks=zero(rq.forks),
       refused_forks=zero(rq.refused_forks), max_live=zero(rq.max_live),
       peak_pages=rq.peak_pages.at[request].set(jnp.sum(want)), attended=zero(rq.attended),

@@ -23,6 +23,9 @@ class Request:
   arrival_s: float = 0.0  # serving: not admitted before this many seconds after the `generate` call
   repetition_penalty: float = 1.0  # 1.0 = off; AR / APAR modes (`apar_jax.repeat_penalty`)
   no_repeat_ngram: int = 0  # 0 = off; AR / APAR modes
+  # False: the repetition penalty spares tokens without a letter (list scaffolding: digits, `**`,
+  # `:`, newlines), so only repeated words are penalised
+  penalize_symbols: bool = True
 
 
 @dataclasses.dataclass
@@ -98,6 +101,7 @@ class PreparedRequest:
   arrival_s: float = 0.0
   repetition_penalty: float = 1.0
   no_repeat_ngram: int = 0
+  penalize_symbols: bool = True
 
 
 class CapacityError(ValueError):

@@ -113,6 +113,7 @@ class Scheduler:
                                                    'top_k', 'no_repeat_ngram')}
     floats = {k: np.zeros((d,), np.float32) for k in ('temperature', 'top_p')}
     floats['repetition_penalty'] = np.ones((d,), np.float32)
+    penalize_symbols = np.ones((d,), bool)
     keys = np.zeros((d, 2), np.uint32)
     for shard, (req, slot, r) in picks.items():
       active[shard] = True
@@ -122,11 +123,12 @@ class Scheduler:
         ints[k][shard] = v
       for k in floats:
         floats[k][shard] = getattr(req, k)
+      penalize_symbols[shard] = req.penalize_symbols
       keys[shard] = np.asarray(root_key_data(req.seed))
     self.state = self.fns.admit(
         self.state, active, ints['slot'], ints['r'], ints['length'], ints['last'],
         ints['max_new'], floats['temperature'], ints['top_k'], floats['top_p'],
-        floats['repetition_penalty'], ints['no_repeat_ngram'], keys)
+        floats['repetition_penalty'], ints['no_repeat_ngram'], penalize_symbols, keys)
     prefill_len = max(len(req.ids) - 1 for req, _, _ in picks.values())
     for start in range(0, prefill_len, c):
       tokens = np.zeros((d, c), np.int32)

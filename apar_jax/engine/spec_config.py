@@ -18,7 +18,8 @@ import ml_collections
 import numpy as np
 
 from apar_jax.engine import row_buckets, tree_plan
-from apar_jax.engine.sections import REPO, engine_section, speculative_section
+from apar_jax.defaults import checkout_root
+from apar_jax.engine.sections import engine_section, speculative_section
 from apar_jax.engine.tree_plan import BucketChoice
 from apar_jax.model import build_model
 from apar_jax.speculative import step_cost
@@ -164,8 +165,9 @@ def _load_checkpoint(sec: ml_collections.ConfigDict, kind: str, params: Any,
                      model_cfg: Any) -> tuple[Any, dict]:
   from apar_jax.speculative.drafter_io import load_drafter
   path = os.path.abspath(str(sec[f'{kind}_path']))  # orbax restores absolute paths only
-  repo_path = os.path.join(REPO, str(sec[f'{kind}_path']))
-  if not os.path.isdir(path) and os.path.isdir(repo_path):  # relative to the repository
+  repo = checkout_root()
+  repo_path = os.path.join(repo, str(sec[f'{kind}_path'])) if repo else path
+  if not os.path.isdir(path) and os.path.isdir(repo_path):  # relative to the checkout
     path = repo_path
   if not os.path.isdir(path):
     raise FileNotFoundError(

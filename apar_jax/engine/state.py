@@ -116,6 +116,7 @@ class Requests:
   top_p: jax.Array  # [R] f32
   repetition_penalty: jax.Array  # [R] f32: 1.0 = off (`repeat_penalty`, over each branch's outputs)
   no_repeat_ngram: jax.Array  # [R] int32: 0 = off
+  penalize_symbols: jax.Array  # [R] bool: False = the penalty spares `ControlIds.symbols`
   decode_steps: jax.Array  # [R] int32: steps in which the request had a live branch
   forks: jax.Array  # [R] int32: children spawned
   refused_forks: jax.Array  # [R] int32: `[Fork]` chosen but refused (no slot/page/branch quota)
@@ -168,6 +169,7 @@ def reset_state(caches: tuple, caps: Capacities) -> EngineState:
                       temperature=jnp.zeros((r,), jnp.float32), top_k=zr(),
                       top_p=jnp.ones((r,), jnp.float32),
                       repetition_penalty=jnp.ones((r,), jnp.float32), no_repeat_ngram=zr(),
+                      penalize_symbols=jnp.ones((r,), bool),
                       decode_steps=zr(), forks=zr(),
                       refused_forks=zr(), max_live=zr(), peak_pages=zr(), attended=zr(),
                       branch_steps=zr())

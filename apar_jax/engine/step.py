@@ -8,6 +8,7 @@ Other slots write nothing. AR and APAR differ only in the token bans and the for
 """
 
 import dataclasses
+import functools
 from typing import Any, Optional
 
 import jax
@@ -44,19 +45,19 @@ def choose_tokens(state: EngineState, logits: jax.Array, live: jax.Array, cfg: S
   """[S] next tokens with the mode's bans; in APAR mode also grants and claims forks."""
   ids, caps = cfg.ids, cfg.caps
   slots, requests = state.slots, state.requests
-  exempt = (ids.fork, ids.child)  # never penalised as repeats
+  pick = functools.partial(choose, slots=slots, requests=requests, hints=hints,
+                           exempt=(ids.fork, ids.child), symbols=ids.symbols)  # never penalised
   all_rows = jnp.ones_like(live)
   logits = ban_column(logits, ids.child, all_rows)  # [Child] is forced, never chosen
   if not cfg.apar:
-    return state, choose(ban_column(logits, ids.fork, all_rows), slots, requests, hints, exempt)
+    return state, pick(ban_column(logits, ids.fork, all_rows))
   logits = ban_column(logits, ids.fork, fork.rule_ban(slots, requests, caps, ids))
-  tok = choose(logits, slots, requests, hints, exempt)
+  tok = pick(logits)
   want = live & (tok == ids.fork)
   granted = fork.grant(state.pool, slots, requests, want, caps)
   refused = want & ~granted
   tok = refine_if(jnp.any(refused),
-                  lambda: jnp.where(refused, choose(ban_column(logits, ids.fork, refused), slots,
-                                                    requests, hints, exempt), tok),
+                  lambda: jnp.where(refused, pick(ban_column(logits, ids.fork, refused)), tok),
                   lambda: tok, hints)
   slots, requests = fork.claim(slots, requests, granted, caps, ids)
   n_refused = jax.ops.segment_sum(refused.astype(jnp.int32), slots.request,

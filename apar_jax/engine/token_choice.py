@@ -26,6 +26,9 @@ class ControlIds:
   fork: int
   child: int
   stop: tuple[int, ...]
+  # tokens without a letter (`repeat_penalty.letterless_ids`): spared by the repetition penalty of a
+  # request with `penalize_symbols=False`; () = that option has no effect
+  symbols: tuple[int, ...] = dataclasses.field(default=(), repr=False)
 
   def __post_init__(self):
     if not self.stop:
@@ -57,25 +60,30 @@ def ban_column(logits: jax.Array, token: int, ban: jax.Array) -> jax.Array:
 
 def apply_repeat_penalties(logits: jax.Array, slots: Slots, requests: Requests,
                            exempt: Sequence[int] = (),
-                           any_penalized: Optional[jax.Array] = None) -> jax.Array:
-  """logits [S, V] with each slot's request penalties against its own outputs (`repeat_penalty`);
-  skipped (a real branch) when no slot has one, or when `any_penalized` [] bool says so."""
+                           any_penalized: Optional[jax.Array] = None,
+                           symbols: Sequence[int] = ()) -> jax.Array:
+  """logits [S, V] with each slot's request penalties against its own outputs (`repeat_penalty`;
+  `symbols`: spared where the request says so); skipped (a real branch) when no slot has one, or when
+  `any_penalized` [] bool says so."""
   r = slots.request
   pen, ngram = requests.repetition_penalty[r], requests.no_repeat_ngram[r]
   if any_penalized is None:
     any_penalized = jnp.any((pen != 1.0) | (ngram > 0))
   return jax.lax.cond(
       any_penalized,
-      lambda: penalize_repeats(logits, slots.tokens, slots.num_out, pen, ngram, exempt),
+      lambda: penalize_repeats(logits, slots.tokens, slots.num_out, pen, ngram, exempt, symbols,
+                               requests.penalize_symbols[r]),
       lambda: logits)
 
 
 def choose(logits: jax.Array, slots: Slots, requests: Requests,
-           hints: Optional[StepHints] = None, exempt: Sequence[int] = ()) -> jax.Array:
+           hints: Optional[StepHints] = None, exempt: Sequence[int] = (),
+           symbols: Sequence[int] = ()) -> jax.Array:
   """[S] int32 tokens sampled with each slot's request settings (temperature 0 = greedy), after its
-  repetition penalties (never on the ids in `exempt`); `hints`: see `step_hints`."""
+  repetition penalties (never on the ids in `exempt`; `symbols` see `ControlIds`); `hints`: see
+  `step_hints`."""
   r = slots.request
   sampled, penalized = (None, None) if hints is None else (hints.any_sampled, hints.any_penalized)
-  logits = apply_repeat_penalties(logits, slots, requests, exempt, penalized)
+  logits = apply_repeat_penalties(logits, slots, requests, exempt, penalized, symbols)
   return sample_logits(logits, step_keys(slots), requests.temperature[r], requests.top_k[r],
                        requests.top_p[r], sampled)

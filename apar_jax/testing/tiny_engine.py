@@ -1,33 +1,15 @@
 """A tiny random model for engine tests and the device check's smoke run: a 64-token vocabulary,
 `[Fork]`/EOS provoked by head columns pointing along their trigger tokens' embeddings."""
 
-import functools
-import importlib.util
-import os
-from types import ModuleType
-
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from apar_jax.defaults import base_config, engine_config, model_config
 from apar_jax.engine import ControlIds
 from apar_jax.model import CausalSpec, build_model
-
-CONFIGS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'configs')
-
-
-@functools.lru_cache(maxsize=None)
-def config_module(name: str) -> ModuleType:
-  """configs/<name>.py of the repository, loaded by path (it imports its siblings by name)."""
-  path = os.path.join(CONFIGS_DIR, f'{name}.py')
-  if not os.path.exists(path):
-    raise FileNotFoundError(f'{path} not found: run from a checkout of the repository')
-  spec = importlib.util.spec_from_file_location(f'_apar_configs_{name}', path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
 
 
 VOCAB = 64
@@ -37,10 +19,9 @@ IDS = ControlIds(FORK, CHILD, (EOS,))
 
 def tiny_config(**engine_overrides) -> ml_collections.ConfigDict:
   """A 2-layer model with a 64-token vocabulary (ids 60/61/62 = [Fork]/[Child]/EOS)."""
-  base = config_module('base')
-  config = base.base_config()
+  config = base_config()
   config.name = 'engine_tiny'
-  config.model = base.model_config(
+  config.model = model_config(
       vocab_size=VOCAB, d_model=32, n_layers=2, n_heads=4, n_kv_heads=2, head_dim=8, ffn_dim=64,
       rope_theta=10000.0, norm_eps=1e-5, tie_embeddings=False, max_position=1024)
   # Row buckets off: one chunk compile per engine (the suite builds hundreds); the tests of the
@@ -49,7 +30,7 @@ def tiny_config(**engine_overrides) -> ml_collections.ConfigDict:
                   max_requests=4, max_new_tokens=24, chunk_steps=8, prefill_chunk=8,
                   max_live_branches=32, max_depth=1, attention_impl='reference')
   defaults.update(engine_overrides)
-  config.engine = config_module('engine_defaults').engine_config(**defaults)
+  config.engine = engine_config(**defaults)
   return config
 
 

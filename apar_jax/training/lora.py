@@ -17,8 +17,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from apar_jax.defaults.training import LORA_TARGETS
+
 Params = dict[str, Any]
-TARGETS = ('q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj')
+TARGETS = LORA_TARGETS  # the projections an adapter may touch
 INPUT_AXES = {'o_proj': 2}  # kernel axes that are inputs ([H, D, d]); every other target has 1
 
 

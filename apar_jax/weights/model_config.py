@@ -1,4 +1,4 @@
-"""Builds a model config with exactly the fields of `configs/base.py:model_config` (kept in sync by
+"""Builds a model config with exactly the fields of `apar_jax.defaults.model_config` (kept in sync by
 tests/weights/test_model_config.py), from what a checkpoint says about itself."""
 
 import ml_collections

@@ -4,12 +4,12 @@ rows are token-identical to their references, and the table reports each mode's 
 from apar_jax.commands import demo
 from apar_jax.model import build_model
 from apar_jax.runtime import Runtime, load_model_params, load_tokenizer_from_config
-from apar_jax.testing.tiny_engine import config_module
+from apar_jax.defaults import presets
 from apar_jax.tokenization import encode_chat
 
 
 def test_every_mode_streams_its_text_and_the_table_reports_it():
-  config = config_module('tiny').get_config()
+  config = presets.tiny()
   runtime = Runtime(config, build_model(config.model), load_model_params(config),
                     load_tokenizer_from_config(config), None)
   ids = encode_chat(runtime.tokenizer, [{'role': 'user', 'content': demo.QUESTION}],

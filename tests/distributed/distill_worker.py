@@ -23,7 +23,7 @@ ARGS = worker_init.start()  # joins the job (worker role) before jax touches a b
 import jax  # noqa: E402
 
 from apar_jax.commands import distill  # noqa: E402
-from apar_jax.training.defaults import distill_defaults  # noqa: E402
+from apar_jax.defaults import distill_defaults  # noqa: E402
 
 
 def tiny_config(out_path: str, num_prompts: int):

@@ -140,12 +140,13 @@ def preorder_text_ids(b: RefBranch, control: Sequence[int], stop_ids: Sequence[i
 
 
 def repeat_penalized(logits: np.ndarray, history: Sequence[int], penalty: float, ngram: int,
-                     exempt: Sequence[int] = ()) -> np.ndarray:
-  """The repetition penalty (CTRL rule) over the distinct tokens of `history`, then the ban of every
-  token that would complete an `ngram`-gram already in it (0 = off), by plain list scans."""
+                     exempt: Sequence[int] = (), spared: Sequence[int] = ()) -> np.ndarray:
+  """The repetition penalty (CTRL rule) over the distinct tokens of `history` but `exempt` and
+  `spared`, then the ban of every token but `exempt` that would complete an `ngram`-gram already in
+  it (0 = off), by plain list scans."""
   out = np.array(logits, np.float64)
   history = list(history)
-  for t in set(history) - set(exempt):
+  for t in set(history) - set(exempt) - set(spared):
     out[t] = out[t] / penalty if out[t] > 0 else out[t] * penalty
   if ngram:
     tail = history[len(history) - (ngram - 1):]

@@ -1,6 +1,7 @@
 """Repetition penalty and no-repeat n-gram in the engine (AR and APAR) against the slow numpy
 reference, batch invariance next to requests without them, and the requests it refuses."""
 
+import dataclasses
 import functools
 
 import numpy as np
@@ -15,20 +16,23 @@ NEW = 16
 SETTINGS = [(1.5, 0), (1.0, 2), (1.3, 3)]  # (repetition_penalty, no_repeat_ngram)
 
 
+SYMBOLS = tuple(range(0, 64, 2))  # the tiny vocabulary's stand-in for tokens without letters
+
+
 def _engine(params, mode, **caps):
   return Engine(tiny_config(max_slots=32, num_pages=400, **caps), mode, params=params,
-                control_ids=IDS, tokenizer=FakeTokenizer())
+                control_ids=dataclasses.replace(IDS, symbols=SYMBOLS), tokenizer=FakeTokenizer())
 
 
-def _reference(engine, params, prompt, penalty, ngram, apar):
-  adjust = functools.partial(_adjust, penalty=penalty, ngram=ngram)
+def _reference(engine, params, prompt, penalty, ngram, apar, spared=()):
+  adjust = functools.partial(_adjust, penalty=penalty, ngram=ngram, spared=spared)
   return ref.apar_greedy(params, engine.config.model, prompt, fork_id=FORK, child_id=CHILD,
                          stop_ids=(EOS,), max_new=NEW, max_depth=1 if apar else 0,
                          slot_capacity=engine.caps.slot_capacity, adjust=adjust)
 
 
-def _adjust(logits, own, penalty, ngram):
-  return ref.repeat_penalized(logits, own, penalty, ngram, exempt=(FORK, CHILD))
+def _adjust(logits, own, penalty, ngram, spared):
+  return ref.repeat_penalized(logits, own, penalty, ngram, exempt=(FORK, CHILD), spared=spared)
 
 
 @pytest.mark.parametrize('mode', ['ar', 'apar'])
@@ -48,6 +52,20 @@ def test_penalties_equal_slow_reference(forky_params, mode):
   assert changed >= len(requests) // 2  # the penalties do change the forky model's answers
   if mode == 'apar':
     assert sum(r.forks for r in results) > 0
+
+
+@pytest.mark.parametrize('mode', ['ar', 'apar'])
+def test_symbols_spared_equal_slow_reference(forky_params, mode):
+  engine = _engine(forky_params, mode)
+  requests = [Request(token_ids=p, max_new_tokens=NEW, repetition_penalty=pen, no_repeat_ngram=n,
+                      penalize_symbols=False) for p in PROMPTS for pen, n in SETTINGS]
+  full = engine.generate([dataclasses.replace(r, penalize_symbols=True) for r in requests])
+  results = engine.generate(requests)
+  for req, got in zip(requests, results):
+    want = _reference(engine, forky_params, list(req.token_ids), req.repetition_penalty,
+                      req.no_repeat_ngram, mode == 'apar', spared=SYMBOLS)
+    assert tree_signature(got.branches) == ref.signature(want)
+  assert any(a.token_ids != b.token_ids for a, b in zip(results, full))  # sparing changes answers
 
 
 def test_ngram_ban_leaves_no_repeated_ngram(forky_params):

@@ -5,8 +5,8 @@ import pytest
 
 import numpy_reference as ref
 
-from apar_jax.repeat_penalty import (MAX_NGRAM, check_repeat_settings, ngram_completions,
-                                     penalize_repeats)
+from apar_jax.repeat_penalty import (MAX_NGRAM, check_repeat_settings, letterless_ids,
+                                     ngram_completions, penalize_repeats)
 
 V = 12
 
@@ -37,6 +37,33 @@ def test_matches_slow_reference(seed):
   for i in range(b):
     want = ref.repeat_penalized(logits[i], rows[i], float(penalty[i]), int(ngram[i]), exempt)
     np.testing.assert_allclose(got[i], np.asarray(want, np.float32), rtol=1e-6)
+
+
+@pytest.mark.parametrize('seed', range(3))
+def test_symbols_are_spared_only_where_asked(seed):
+  rng = np.random.default_rng(seed)
+  b, l = 6, 16
+  histories = rng.integers(0, 6, size=(b, l)).astype(np.int32)
+  lengths = rng.integers(0, l + 1, size=b).astype(np.int32)
+  histories[0, 0], lengths[0] = 0, max(lengths[0], 4)  # a spared row that wrote symbol 0
+  logits = rng.normal(scale=3.0, size=(b, V)).astype(np.float32)
+  penalty = np.full((b,), 1.4, np.float32)
+  ngram = np.array([0, 3, 0, 3, 2, 0], np.int32)
+  spare = np.array([True, True, False, False, True, False])
+  symbols, exempt = (0, 2, 4), (5,)
+  got = np.asarray(penalize_repeats(logits, histories, lengths, penalty, ngram, exempt, symbols,
+                                    ~spare))
+  for i in range(b):
+    row = histories[i, :lengths[i]].tolist()
+    want = ref.repeat_penalized(logits[i], row, 1.4, int(ngram[i]), exempt,
+                                spared=symbols if spare[i] else ())
+    np.testing.assert_allclose(got[i], np.asarray(want, np.float32), rtol=1e-6)
+  assert got[0, 0] == logits[0, 0]  # written before, spared
+
+
+def test_letterless_ids_are_the_tokens_without_a_letter():
+  texts = ['the', ' 12', '**', ':\n\n', ' É', '\ufffd', 'x2', '']
+  assert letterless_ids(texts) == (1, 2, 3, 5, 7)
 
 
 def test_off_settings_keep_logits_exactly():

@@ -9,14 +9,14 @@ from apar_jax.engine.cli_api import generate_records
 from apar_jax.model import build_model
 from apar_jax.runtime import Runtime, load_model_params, load_tokenizer_from_config
 from apar_jax.serving.launch import ServerThread, build_server
-from apar_jax.testing.tiny_engine import config_module
+from apar_jax.defaults import presets
 
 PROMPTS = ['Hello there', 'List three fruits.', 'How do I bake bread?', 'Name a colour.']
 
 
 def tiny_config(row_buckets: bool = False):
   """configs/tiny.py; row buckets off unless asked for (one chunk compile per server)."""
-  config = config_module('tiny').get_config()
+  config = presets.tiny()
   config.engine.row_buckets = row_buckets
   return config
 

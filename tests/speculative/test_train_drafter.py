@@ -12,6 +12,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))
 from tiny import tiny_model  # noqa: E402
 
+from apar_jax.defaults import drafter_train_config  # noqa: E402
 from apar_jax.generate import DenseGenerator  # noqa: E402
 from apar_jax.speculative.train_data import base_features, make_rows  # noqa: E402
 from apar_jax.speculative.train_drafter import (TrainSettings, make_features,  # noqa: E402
@@ -55,9 +56,7 @@ def test_command_end_to_end(tmp_path, capsys, load_config):
   from apar_jax.commands import train_drafter
   from apar_jax.speculative.drafter_io import drafter_metadata
   config = load_config('tiny')
-  sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', '..', 'configs'))
-  import drafter_defaults
-  config.drafter = drafter_defaults.drafter_train_config(
+  config.drafter = drafter_train_config(
       kind='medusa', num_heads=2, data_path=str(tmp_path / 'data.jsonl'), generate_answers=4,
       distill_max_new_tokens=12, distill_batch=4, seq_len=48, eval_fraction=0.25, steps=3,
       batch=16, save_every=3, work_dir=str(tmp_path / 'work'), output=str(tmp_path / 'out'))

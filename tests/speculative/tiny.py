@@ -1,29 +1,21 @@
 """A tiny random model for speculative tests (small vocabulary, sharpened head so that drafts and
 sampling are not uniform noise)."""
 
-import os
-import sys
-
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-if os.path.join(REPO, 'configs') not in sys.path:
-  sys.path.insert(0, os.path.join(REPO, 'configs'))
-
-import base  # noqa: E402
-
-from apar_jax.model import CausalSpec, build_model  # noqa: E402
+from apar_jax.defaults import model_config
+from apar_jax.model import CausalSpec, build_model
 
 
 def tiny_model_config(vocab: int = 64, n_layers: int = 3,
                       tie: bool = False) -> ml_collections.ConfigDict:
-  return base.model_config(vocab_size=vocab, d_model=32, n_layers=n_layers, n_heads=4, n_kv_heads=2,
-                           head_dim=8, ffn_dim=64, rope_theta=10000.0, norm_eps=1e-5,
-                           tie_embeddings=tie, max_position=1024)
+  return model_config(vocab_size=vocab, d_model=32, n_layers=n_layers, n_heads=4, n_kv_heads=2,
+                      head_dim=8, ffn_dim=64, rope_theta=10000.0, norm_eps=1e-5,
+                      tie_embeddings=tie, max_position=1024)
 
 
 def tiny_model(vocab: int = 64, n_layers: int = 3, seed: int = 0, head_scale: float = 30.0,

@@ -4,7 +4,7 @@ import collections
 
 from apar_jax.apar_data.prompt_generator import generate_prompts
 from apar_jax.commands.base_answers import GIVE_UP_EVERY, Job, answer_stream, base_runtime
-from apar_jax.training.defaults import distill_defaults
+from apar_jax.defaults import distill_defaults
 
 
 def _setup(load_config, max_new_tokens):

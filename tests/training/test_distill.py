@@ -8,7 +8,7 @@ import pytest
 from apar_jax.apar_data.distill_filter import Verdict
 from apar_jax.apar_data.sharegpt import exchanges, read_conversations
 from apar_jax.commands import distill
-from apar_jax.training.defaults import distill_defaults
+from apar_jax.defaults import distill_defaults
 
 
 def _config(load_config, out, backend):
@@ -30,7 +30,9 @@ def test_distill_writes_every_attempt_and_resumes_without_loss_or_duplicates(tmp
   config = _config(load_config, out, backend)
   config.distill.max_attempts = 2
   penalties = (1.2, 3) if backend == 'engine' else (1.0, 0)  # the dense backend has none
-  config.distill.update(repetition_penalty=penalties[0], no_repeat_ngram=penalties[1])
+  spare = backend == 'engine'  # the penalty spares tokens without a letter
+  config.distill.update(repetition_penalty=penalties[0], no_repeat_ngram=penalties[1],
+                        penalize_symbols=not spare)
   distill.run(config)  # a random tiny model never finishes: every answer dropped, two attempts each
   records = _lines(out)
   assert len(records) == 10
@@ -46,9 +48,10 @@ def test_distill_writes_every_attempt_and_resumes_without_loss_or_duplicates(tmp
   report = json.loads(open(distill.report_path(out), encoding='utf-8').read())
   assert report['answers'] == 10 and report['requests_kept'] == 0
   assert report['dropped'] == {'budget': 10}
-  assert all((r['repetition_penalty'], r['no_repeat_ngram']) == penalties for r in records)
-  assert report['by_sampling'] == {
-      f'repetition_penalty={penalties[0]:g} no_repeat_ngram={penalties[1]}': {'dropped': 10}}
+  assert all((r['repetition_penalty'], r['no_repeat_ngram'], r['penalize_symbols'])
+             == (*penalties, not spare) for r in records)
+  label = f'repetition_penalty={penalties[0]:g} no_repeat_ngram={penalties[1]}'
+  assert report['by_sampling'] == {label + (' symbols_spared' if spare else ''): {'dropped': 10}}
 
   # Simulate a crash: seven records lost and a half-written line; the re-run answers just those.
   with open(out, 'w', encoding='utf-8') as f:
@@ -108,7 +111,7 @@ def test_dense_backend_refuses_repetition_settings(tmp_path, load_config):
 def test_train_command_distills_first(tmp_path, load_config, monkeypatch):
   from apar_jax.apar_data import dataset, sharegpt
   from apar_jax.commands import train as train_command
-  from apar_jax.training.defaults import train_defaults
+  from apar_jax.defaults import train_defaults
   config = _config(load_config, str(tmp_path / 'distilled.jsonl'), 'dense')
   config.distill.update(num_prompts=4, max_new_tokens=4, max_attempts=1)
   config.train = train_defaults()

@@ -10,7 +10,7 @@ import sys
 import time
 
 from apar_jax.commands import distill
-from apar_jax.training.defaults import distill_defaults
+from apar_jax.defaults import distill_defaults
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SETTINGS = dict(num_prompts=30, batch_size=2, max_new_tokens=32, backend='engine', max_attempts=2)
@@ -20,7 +20,7 @@ import sys
 sys.path.insert(0, {REPO!r})
 from tests.conftest import load_config
 from apar_jax.commands import distill
-from apar_jax.training.defaults import distill_defaults
+from apar_jax.defaults import distill_defaults
 config = load_config('tiny')
 config.distill = distill_defaults()
 config.distill.update(output=sys.argv[1], **{SETTINGS!r})

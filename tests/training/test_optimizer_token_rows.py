@@ -6,7 +6,7 @@ import ml_collections
 import numpy as np
 import optax
 
-from apar_jax.training.defaults import train_defaults
+from apar_jax.defaults import train_defaults
 from apar_jax.training.optimizer import make_optimizer
 
 

@@ -1,4 +1,5 @@
-"""Vocabulary growth, `load_params` dispatch, and the model-config contract with configs/base.py."""
+"""Vocabulary growth, `load_params` dispatch, and the model-config contract with
+`apar_jax.defaults.model_config`."""
 
 import jax
 import jax.numpy as jnp

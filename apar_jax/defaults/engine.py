@@ -1,4 +1,4 @@
-"""Default capacities of the decoding engine (`config.engine`); merged into base.py by the lead.
+"""Default capacities of the decoding engine (`config.engine`).
 
 Every field is static: changing one recompiles the engine. Memory of the KV pool is
 `(num_pages + 1) * page_size * n_kv_heads * head_dim * 2 * n_layers * bytes` (one extra sink page).
@@ -26,8 +26,3 @@ def engine_config(**overrides) -> ml_collections.ConfigDict:
   ))
   engine.update(overrides)
   return engine
-
-
-def get_config():
-  """Lets this file be loaded like any config (only the engine section)."""
-  return engine_config()

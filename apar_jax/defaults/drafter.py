@@ -1,5 +1,5 @@
 """Default sections for speculative decoding (`config.speculative`) and drafter training
-(`config.drafter`); merged into base.py by the lead.
+(`config.drafter`).
 
 `speculative` names the drafter checkpoints a decoding mode loads and the tree it verifies;
 `drafter` drives `python -m apar_jax train_drafter` (see docs/speculative.md).
@@ -72,11 +72,3 @@ def drafter_train_config(**overrides) -> ml_collections.ConfigDict:
   ))
   drafter.update(overrides)
   return drafter
-
-
-def get_config():
-  """Lets this file be loaded like any config (only the two sections)."""
-  config = ml_collections.ConfigDict()
-  config.speculative = speculative_config()
-  config.drafter = drafter_train_config()
-  return config

@@ -1,48 +1,17 @@
-"""Shared defaults for every config: mesh, sharding rules, generation and engine capacities."""
+"""Shared defaults for every config: mesh, sharding rules, generation, engine, drafters."""
 
 import os
-import sys
+from typing import Optional
 
 import ml_collections
 
-sys.path.insert(0, os.path.dirname(__file__))
-from drafter_defaults import drafter_train_config, speculative_config  # noqa: E402
-from engine_defaults import engine_config  # noqa: E402
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from apar_jax.defaults.drafter import drafter_train_config, speculative_config
+from apar_jax.defaults.engine import engine_config
 
 
-def model_config(**overrides) -> ml_collections.ConfigDict:
-  """A LLaMA-family model description; `overrides` set the shape."""
-  model = ml_collections.ConfigDict(dict(
-      vocab_size=32000,          # including the APAR control tokens when the tokenizer adds them
-      d_model=4096,
-      n_layers=32,
-      n_heads=32,
-      n_kv_heads=32,
-      head_dim=128,
-      ffn_dim=11008,
-      rope_theta=10000.0,
-      rope_scaling=ml_collections.ConfigDict(dict(
-          kind='none',                      # 'none' | 'llama3'
-          factor=8.0,
-          low_freq_factor=1.0,
-          high_freq_factor=4.0,
-          original_max_position=8192)),
-      norm_eps=1e-5,
-      tie_embeddings=False,
-      attention_bias=False,
-      max_position=4096,
-      param_dtype='float32',
-      dtype='float32',                      # compute dtype; bf16 on TPU/GPU
-      remat=False,                          # rematerialise each layer (training)
-  ))
-  model.update(overrides)
-  return model
-
-
-def base_config() -> ml_collections.ConfigDict:
-  """Everything but the model and weights."""
+def base_config(repo: Optional[str] = None) -> ml_collections.ConfigDict:
+  """Everything but the model and weights. `repo`: the checkout whose `checkpoints/drafters/` the
+  speculative modes load (None: those paths stay relative to the working directory)."""
   config = ml_collections.ConfigDict()
   config.name = 'base'
   config.seed = 0
@@ -83,13 +52,14 @@ def base_config() -> ml_collections.ConfigDict:
       top_k=0,
       repetition_penalty=1.0,  # 1.0 = off (AR / APAR modes; apar_jax/repeat_penalty.py)
       no_repeat_ngram=0,       # 0 = off (AR / APAR modes)
+      penalize_symbols=True,   # False: the penalty spares tokens without a letter (digits, `**`, ...)
       max_cache_len=2048,
       attention_impl='auto',   # 'auto' | 'reference' | 'pallas' | 'pallas_interpret'
   ))
   config.engine = engine_config()
-  drafters = os.path.join(REPO, 'checkpoints', 'drafters')
-  config.speculative = speculative_config(
-      medusa_path=os.path.join(drafters, 'smollm2_135m_medusa'),
-      hidden_transfer_path=os.path.join(drafters, 'smollm2_135m_hidden_transfer'))
+  config.speculative = speculative_config()
+  if repo:
+    for field in ('medusa_path', 'hidden_transfer_path'):
+      config.speculative[field] = os.path.join(repo, config.speculative[field])
   config.drafter = drafter_train_config()
   return config

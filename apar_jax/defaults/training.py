@@ -2,7 +2,8 @@
 
 import ml_collections
 
-from apar_jax.training.lora import TARGETS
+# the projections LoRA may adapt (every one by default)
+LORA_TARGETS = ('q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj')
 
 
 def train_defaults() -> ml_collections.ConfigDict:
@@ -19,7 +20,7 @@ def train_defaults() -> ml_collections.ConfigDict:
       max_depth=2,                  # branch levels, root included (APAR data: 2)
       # method
       method='lora',                # 'lora' | 'full'
-      lora=ml_collections.ConfigDict(dict(rank=8, alpha=16.0, targets=TARGETS,
+      lora=ml_collections.ConfigDict(dict(rank=8, alpha=16.0, targets=LORA_TARGETS,
                                           impl='merge')),  # 'merge' | 'intercept' (same maths)
       # optimisation
       learning_rate=2e-4,
@@ -59,6 +60,7 @@ def distill_defaults() -> ml_collections.ConfigDict:
       top_k=0,
       repetition_penalty=1.0,       # against each answer's own tokens (1.0 = off; engine backend)
       no_repeat_ngram=0,            # no token n-gram twice in an answer (0 = off; engine backend)
+      penalize_symbols=True,        # False: the penalty spares tokens without a letter (list marks)
       seed=0,
       backend='auto',               # 'auto' (engine if present) | 'engine' | 'dense'
   ))
