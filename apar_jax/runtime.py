@@ -48,7 +48,8 @@ def load_model_params(config: ml_collections.ConfigDict, shardings: Any = None) 
   params = load_params(config, shardings=shardings)
   adapter_path = config.weights.get('adapter', '')
   if adapter_path:
-    from apar_jax.training import apply_adapter, load_adapter
+    from apar_jax.weights.adapter_io import load_adapter
+    from apar_jax.weights.lora import apply_adapter
     params = apply_adapter(params, load_adapter(adapter_path))
   return params
 

@@ -1,7 +1,7 @@
 """SmolLM2-135M-Instruct with the bundled APAR adapter, and the recipe that trains that adapter.
 
 Decoding (`generate --mode=apar`): the base GGUF plus the LoRA adapter in `weights.adapter` (merged
-at load time with `apar_jax.training.lora.apply_adapter`).
+at load time with `apar_jax.weights.lora.apply_adapter`).
 
 The recipe (2-core CPU; see docs/apar_training.md for the measured sizes and the loss curve) is one
 command: `train` first completes the self-distillation (`distill_first`), then trains the LoRA adapter

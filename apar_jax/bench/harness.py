@@ -23,7 +23,7 @@ from apar_jax.bench.prompts import load_prompts
 from apar_jax.bench.roofline import bandwidth_sample, roofline
 from apar_jax.bench.settings import PEER_NAMES, BenchSettings
 from apar_jax.cli_flags import REPO_ROOT
-from apar_jax.tokenization import encode_chat
+from apar_jax.tokenization import encode_user_prompt
 
 
 def _git_commit() -> Optional[str]:
@@ -55,8 +55,7 @@ def run_bench(runtime: Any, settings: BenchSettings,
   t_start = time.perf_counter()
   cfg, tok = runtime.config, runtime.tokenizer
   prompts = load_prompts(settings.prompts_file, settings.max_prompts)
-  ids = [encode_chat(tok, [{'role': 'user', 'content': p.prompt}], cfg.tokenizer.chat_template,
-                     system_prompt=cfg.tokenizer.get('system_prompt')) for p in prompts]
+  ids = [encode_user_prompt(tok, p.prompt, cfg.tokenizer) for p in prompts]
   kinds = [p.kind for p in prompts]
   report: dict[str, Any] = {
       'meta': _meta(runtime, command), 'settings': dataclasses.asdict(settings),

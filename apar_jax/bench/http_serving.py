@@ -29,8 +29,8 @@ from apar_jax.bench.engines import sized_config
 from apar_jax.bench.http_load import http_load
 from apar_jax.bench.prompts import load_prompts
 from apar_jax.bench.serving import one_load, poisson_arrivals
-from apar_jax.commands.prompts import prompt_ids
 from apar_jax.engine import Request
+from apar_jax.tokenization import encode_user_prompt
 
 DEFAULT_MAX_NEW_TOKENS = 48
 FIELDS = ('throughput_tps', 'latency_p50', 'latency_p90', 'latency_p99', 'ttft_p50', 'ttft_p90')
@@ -94,8 +94,7 @@ def run_side_by_side(config: ml_collections.ConfigDict, modes: Sequence[str],
   rows: dict[str, Any] = {}
   for mode in modes:
     runtime = load_runtime(config_for_mode(config, mode))
-    tok, tcfg = runtime.tokenizer, runtime.config.tokenizer
-    ids = [prompt_ids(tok, p, tcfg.chat_template, tcfg.system_prompt, raw=False) for p in prompts]
+    ids = [encode_user_prompt(runtime.tokenizer, p, runtime.config.tokenizer) for p in prompts]
     sized = sized_config(runtime.config, max_prompt_len=max(map(len, ids)), max_new_tokens=max_new,
                          slots=f.SERVING_SLOTS.value, requests=f.SERVING_SLOTS.value,
                          num_pages=f.SERVING_PAGE_BUDGET.value,
@@ -160,5 +159,5 @@ def run(config: ml_collections.ConfigDict) -> None:
 
 
 if __name__ == '__main__':
-  from apar_jax.commands.standalone import run_standalone
+  from apar_jax.cli_standalone import run_standalone
   run_standalone(run)

@@ -103,9 +103,9 @@ def main(argv) -> None:
   from apar_jax.benchmarks.apar_eval_plot import plot_eval
   from apar_jax.benchmarks.apar_eval_report import answer_row, report, summarise
   from apar_jax.benchmarks.eval_requests import heldout_requests, read_prompts_file
-  from apar_jax.commands.base_answers import encode_request
   from apar_jax.engine.cli_api import generate_records
   from apar_jax.runtime import load_runtime
+  from apar_jax.tokenization import encode_user_prompt
   from apar_jax.training.base_model import without_adapter
   config = CONFIG.value
   if not config.weights.get('adapter', ''):
@@ -127,7 +127,7 @@ def main(argv) -> None:
   apar_rt = load_runtime(_engine_sized(config, SLOTS.value, CONCURRENT.value))
   tok = apar_rt.tokenizer
   stops = tuple(tok.stop_ids)
-  prompt_ids = [encode_request(tok, config, r) for r in requests]
+  prompt_ids = [encode_user_prompt(tok, r.text, config.tokenizer) for r in requests]
   apar = generate_records(apar_rt, MODE.value, [r.text for r in requests], prompt_ids,
                           max_new_tokens=budget, progress=True)
   t_apar = time.perf_counter() - t0

@@ -105,9 +105,9 @@ def main(argv):
   del argv
   from apar_jax.benchmarks.roofline import param_bytes
   from apar_jax.runtime import load_runtime
-  from apar_jax.tokenization import encode_chat
+  from apar_jax.tokenization import encode_user_prompt
   runtime = load_runtime(_load_config())
-  ids = encode_chat(runtime.tokenizer, [{'role': 'user', 'content': PROMPT}], 'chatml')
+  ids = encode_user_prompt(runtime.tokenizer, PROMPT, runtime.config.tokenizer)
   n_new, repeats = NEW_TOKENS.value, REPEATS.value
   weight_b = param_bytes(runtime.params)
   runners = {'roofline': make_roofline_probe(weight_b), 'ours': make_ours(runtime, ids, n_new)}

@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterator, Optional, Sequence
 import ml_collections
 
 from apar_jax.apar_data.prompt_generator import Prompt
-from apar_jax.tokenization import encode_chat
+from apar_jax.tokenization import encode_user_prompt
 
 BACKENDS = ('auto', 'engine', 'dense')
 
@@ -111,8 +111,7 @@ def dense_answerer(runtime: Any, dc: ml_collections.ConfigDict) -> Callable[...,
 
 def encode_request(tokenizer: Any, config: ml_collections.ConfigDict, prompt: Prompt) -> list[int]:
   """The request as a one-turn chat in the config's template."""
-  return encode_chat(tokenizer, [{'role': 'user', 'content': prompt.text}],
-                     config.tokenizer.chat_template, system_prompt=config.tokenizer.system_prompt)
+  return encode_user_prompt(tokenizer, prompt.text, config.tokenizer)
 
 
 def _answered(tok: Any, prompt: Prompt, prompt_ids: list[int], out: list[int]) -> Answered:

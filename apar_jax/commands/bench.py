@@ -66,5 +66,5 @@ def run(config: ml_collections.ConfigDict) -> None:
 
 
 if __name__ == '__main__':
-  from apar_jax.commands.standalone import run_standalone
+  from apar_jax.cli_standalone import run_standalone
   run_standalone(run)

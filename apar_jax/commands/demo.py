@@ -17,13 +17,13 @@ from typing import Callable
 import ml_collections
 
 from apar_jax import cli_flags
-from apar_jax.commands.prompts import prompt_ids
 from apar_jax.engine import DoneEvent, Request, Result, TokensEvent
 from apar_jax.engine.cli_api import sized_engine
 from apar_jax.engine.spec_config import SPEC_MODES
 from apar_jax.engine.stable_text import AnswerText
 from apar_jax.mode_weights import config_for_mode, is_apar_mode
 from apar_jax.runtime import Runtime, load_runtime
+from apar_jax.tokenization import encode_user_prompt
 
 # A list request the bundled APAR adapter forks on (5 forks); how it does on requests in general:
 # `python -m apar_jax.benchmarks.apar_eval` (docs/benchmarks.md).
@@ -110,8 +110,7 @@ def run(config: ml_collections.ConfigDict) -> None:
   print(f'[demo] loaded {config.name} ({config.model.n_layers} layers, d {config.model.d_model}) '
         f'and the APAR adapter ({adapter}) in {time.perf_counter() - t0:.1f}s', file=sys.stderr)
   tok = base.tokenizer
-  ids = prompt_ids(tok, QUESTION, config.tokenizer.chat_template, config.tokenizer.system_prompt,
-                   raw=False)
+  ids = encode_user_prompt(tok, QUESTION, config.tokenizer)
 
   def write(piece: str) -> None:
     sys.stdout.write(piece)

@@ -10,12 +10,12 @@ import ml_collections
 
 from apar_jax import cli_flags
 from apar_jax.cli_errors import check_output
-from apar_jax.commands.prompts import prompt_ids, read_prompts
+from apar_jax.commands.prompts import read_prompts
 from apar_jax.generate import SamplingParams
 from apar_jax.mode_weights import config_for_mode
 from apar_jax.repeat_penalty import check_repeat_settings
 from apar_jax.runtime import Runtime, load_runtime
-from apar_jax.tokenization import IncrementalDecoder
+from apar_jax.tokenization import IncrementalDecoder, encode_user_prompt
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,8 +86,8 @@ def generate_on_engine(runtime: Runtime, mode: str, prompts: list[str], max_new:
   from apar_jax.engine.cli_api import generate_records
   cfg = runtime.config
   tok = runtime.tokenizer
-  ids = [prompt_ids(tok, p, cfg.tokenizer.chat_template, cfg.tokenizer.system_prompt,
-                    cli_flags.RAW_PROMPT.value) for p in prompts]
+  ids = [encode_user_prompt(tok, p, cfg.tokenizer, raw=cli_flags.RAW_PROMPT.value)
+         for p in prompts]
   on_tokens = None
   if stream:  # APAR branches arrive interleaved: only AR streams in reading order
     decoder = IncrementalDecoder(tok)

@@ -1,10 +1,8 @@
-"""Reading prompts from the command line or a file, and turning them into token ids."""
+"""Reading prompts from the command line or a file (`encode_user_prompt` renders them)."""
 
 import json
 import os
 from typing import Optional
-
-from apar_jax.tokenization import Tokenizer, encode_chat
 
 
 def read_prompts(prompt: Optional[str], prompts_file: Optional[str]) -> list[str]:
@@ -38,11 +36,3 @@ def read_prompts(prompt: Optional[str], prompts_file: Optional[str]) -> list[str
     raise ValueError(f'--prompts_file {prompts_file!r} holds no prompts')
   return prompts
 
-
-def prompt_ids(tokenizer: Tokenizer, prompt: str, chat_template: str, system_prompt: Optional[str],
-               raw: bool) -> list[int]:
-  """Token ids of a user prompt, wrapped in the chat template unless `raw`."""
-  if raw:
-    return tokenizer.encode(prompt)
-  return encode_chat(tokenizer, [{'role': 'user', 'content': prompt}], chat_template,
-                     system_prompt=system_prompt)

@@ -45,8 +45,8 @@ def _distil_if_missing(runtime, dcfg: ml_collections.ConfigDict) -> None:
   cfg = runtime.config
   distill(runtime.model, runtime.params, runtime.tokenizer, prompt_bank(dcfg.generate_answers,
                                                                         seed=int(cfg.seed)),
-          path, chat_template=cfg.tokenizer.chat_template, max_new_tokens=dcfg.distill_max_new_tokens,
-          batch_size=dcfg.distill_batch, system_prompt=cfg.tokenizer.system_prompt)
+          path, tokenizer_config=cfg.tokenizer, max_new_tokens=dcfg.distill_max_new_tokens,
+          batch_size=dcfg.distill_batch)
 
 
 def run(config: ml_collections.ConfigDict) -> None:

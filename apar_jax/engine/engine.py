@@ -150,10 +150,8 @@ class Engine:
   def _encode(self, prompt: str) -> list[int]:
     if self.tokenizer is None:
       raise ValueError('this engine has no tokenizer: pass token_ids')
-    from apar_jax.tokenization import encode_chat
-    tok_cfg = self.config.tokenizer
-    return encode_chat(self.tokenizer, [{'role': 'user', 'content': prompt}], tok_cfg.chat_template,
-                       system_prompt=tok_cfg.system_prompt)
+    from apar_jax.tokenization import encode_user_prompt
+    return encode_user_prompt(self.tokenizer, prompt, self.config.tokenizer)
 
   # ---- running ----------------------------------------------------------------------------------
   def _take_state(self) -> EngineState:

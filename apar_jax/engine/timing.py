@@ -18,10 +18,9 @@ def load_with_prompts(config: ml_collections.ConfigDict | None,
   if config is None:
     raise app.UsageError('pass --config=configs/<name>.py')
   from apar_jax.runtime import load_runtime
-  from apar_jax.tokenization import encode_chat
+  from apar_jax.tokenization import encode_user_prompt
   runtime = load_runtime(config)
-  ids = [encode_chat(runtime.tokenizer, [{'role': 'user', 'content': p}],
-                     config.tokenizer.chat_template) for p in prompts]
+  ids = [encode_user_prompt(runtime.tokenizer, p, config.tokenizer) for p in prompts]
   return runtime, ids
 
 

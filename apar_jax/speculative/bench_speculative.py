@@ -1,6 +1,6 @@
 """Speculative decoding figures on the current backend (a command that prints, not a test).
 
-    python -m apar_jax.speculative.bench_speculative --config=configs/smollm2_135m.py \
+    python -m apar_jax.bench.drafter_parts --config=configs/smollm2_135m.py \
         [--medusa=DIR] [--hidden_transfer=DIR] [--prompts=8] [--max_new=96] [--parts=steps,ht,decode]
 
 1. steps: time of one verification forward with T query tokens (T = 1, 2, 4, ..., 32) and the
@@ -13,8 +13,6 @@
    excluded by a warm-up run).
 """
 
-import argparse
-import importlib.util
 import json
 import sys
 import time
@@ -22,6 +20,7 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+from absl import flags
 
 from apar_jax.generate import DenseGenerator
 from apar_jax.model import PagedCache, PagedSpec
@@ -33,11 +32,13 @@ from apar_jax.speculative.reference_decoder import SpeculativeReferenceDecoder
 from apar_jax.speculative.tree import TokenTree
 
 
-def _config(path):
-  spec = importlib.util.spec_from_file_location('bench_config', path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config()
+MEDUSA = flags.DEFINE_string('medusa', '', 'A Medusa drafter checkpoint directory ("" = none).')
+HIDDEN_TRANSFER = flags.DEFINE_string('hidden_transfer', '', 'A Hidden Transfer drafter checkpoint '
+                                      'directory ("" = none).')
+PROMPTS = flags.DEFINE_integer('prompts', 8, 'Held-out prompts decoded by `decode`.')
+MAX_NEW = flags.DEFINE_integer('max_new', 96, 'Tokens per answer in `decode`.')
+MAX_NODES = flags.DEFINE_integer('max_nodes', 32, 'Largest tree the automatic builder may pick.')
+PARTS = flags.DEFINE_list('parts', ['steps', 'ht', 'decode'], 'Which measurements to run.')
 
 
 def _timed(fns, repeats=7):
@@ -102,23 +103,13 @@ def bench_decode(model, params, tok, prompts, max_new, drafters):
   return rows
 
 
-def main(argv=None):
-  ap = argparse.ArgumentParser()
-  ap.add_argument('--config', required=True)
-  ap.add_argument('--medusa', default='')
-  ap.add_argument('--hidden_transfer', default='')
-  ap.add_argument('--prompts', type=int, default=8)
-  ap.add_argument('--max_new', type=int, default=96)
-  ap.add_argument('--max_nodes', type=int, default=32)
-  ap.add_argument('--parts', default='steps,ht,decode')
-  args = ap.parse_args(argv)
-  config = _config(args.config)
+def run(config) -> None:
   from apar_jax.runtime import load_runtime
   rt = load_runtime(config)
   model, params, tok = rt.model, rt.params, rt.tokenizer
-  parts = set(args.parts.split(','))
+  parts = set(PARTS.value)
   loaded = {}
-  for kind, path in (('medusa', args.medusa), ('hidden_transfer', args.hidden_transfer)):
+  for kind, path in (('medusa', MEDUSA.value), ('hidden_transfer', HIDDEN_TRANSFER.value)):
     if path:
       loaded[kind] = load_drafter(path, params, config.model, kind=kind)
   report = {'backend': jax.default_backend()}
@@ -129,7 +120,7 @@ def main(argv=None):
     report['auto_trees'] = {}
     for kind, (_, meta) in loaded.items():
       acc = np.asarray(meta['train']['acceptance'])
-      tree, info = auto_tree.build_auto_tree(acc, times, args.max_nodes)
+      tree, info = auto_tree.build_auto_tree(acc, times, MAX_NODES.value)
       report['auto_trees'][kind] = {**info, 'paths': [list(p) for p in tree.paths]}
     print(json.dumps(report), file=sys.stderr)
   trees = {kind: TokenTree.from_paths([tuple(p) for p in report['auto_trees'][kind]['paths']])
@@ -142,10 +133,9 @@ def main(argv=None):
     print(json.dumps(report['ht_variants']), file=sys.stderr)
   if 'decode' in parts:
     from apar_jax.speculative.prompt_bank import prompt_bank
-    from apar_jax.tokenization import encode_chat
-    texts = prompt_bank(400, seed=0)[-args.prompts:]  # the held-out end of the distilled bank
-    prompts = [encode_chat(tok, [{'role': 'user', 'content': p}], config.tokenizer.chat_template)
-               for p in texts]
+    from apar_jax.tokenization import encode_user_prompt
+    texts = prompt_bank(400, seed=0)[-PROMPTS.value:]  # the held-out end of the distilled bank
+    prompts = [encode_user_prompt(tok, p, config.tokenizer) for p in texts]
     drafters = {'lookup': (Drafter('lookup', 4, 1), None, TokenTree.chain(4))}
     for kind, (dparams, meta) in loaded.items():
       acc = np.asarray(meta['train']['acceptance'])
@@ -156,9 +146,10 @@ def main(argv=None):
         drafters[f'{kind}_T{tree.num_nodes}'] = (
             Drafter(kind, meta['num_heads'], max(tree.topk_needed(), 1),
                     transfer_layer=meta.get('transfer_layer', 0)), dparams, tree)
-    report['decode'] = bench_decode(model, params, tok, prompts, args.max_new, drafters)
+    report['decode'] = bench_decode(model, params, tok, prompts, MAX_NEW.value, drafters)
   print(json.dumps(report, indent=1))
 
 
 if __name__ == '__main__':
-  main()
+  from apar_jax.cli_standalone import run_standalone
+  run_standalone(run)

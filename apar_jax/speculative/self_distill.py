@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 from apar_jax.apar_data.sharegpt import sharegpt_record
 from apar_jax.generate import DenseGenerator, SamplingParams
-from apar_jax.tokenization import Tokenizer, encode_chat
+from apar_jax.tokenization import Tokenizer, encode_user_prompt
 
 
 def _done_prompts(path: str) -> set[str]:
@@ -29,9 +29,9 @@ def _done_prompts(path: str) -> set[str]:
 
 
 def distill(model: Any, params: Any, tokenizer: Tokenizer, prompts: Sequence[str], out_path: str, *,
-            chat_template: str, max_new_tokens: int, batch_size: int = 8,
-            system_prompt: Any = None) -> int:
-  """Greedy answers of the base model to `prompts`, appended to `out_path`; returns records written."""
+            tokenizer_config: Any, max_new_tokens: int, batch_size: int = 8) -> int:
+  """Greedy answers of the base model to `prompts` (rendered with `tokenizer_config`, the config's
+  `tokenizer` section), appended to `out_path`; returns records written."""
   if batch_size < 1 or max_new_tokens < 1:
     raise ValueError(f'need batch_size >= 1 and max_new_tokens >= 1, got {batch_size}, '
                      f'{max_new_tokens}')
@@ -44,8 +44,7 @@ def distill(model: Any, params: Any, tokenizer: Tokenizer, prompts: Sequence[str
   t0 = time.perf_counter()
   for start in range(0, len(todo), batch_size):
     batch = list(todo[start:start + batch_size])
-    ids = [encode_chat(tokenizer, [{'role': 'user', 'content': p}], chat_template,
-                       system_prompt=system_prompt) for p in batch]
+    ids = [encode_user_prompt(tokenizer, p, tokenizer_config) for p in batch]
     pad = batch_size - len(batch)  # keep one compiled batch shape
     result = generator.generate(ids + [ids[-1]] * pad, max_new_tokens, SamplingParams())
     n_before = len(_done_prompts(out_path))

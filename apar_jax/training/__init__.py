@@ -5,7 +5,7 @@
     result = train(config)                     # config.train (see defaults.py)
 """
 
-from apar_jax.training.adapter_io import load_adapter, save_adapter
-from apar_jax.training.lora import Adapter, LoraSpec, apply_adapter, init_adapter
+from apar_jax.weights.adapter_io import load_adapter, save_adapter
+from apar_jax.weights.lora import Adapter, LoraSpec, apply_adapter, init_adapter
 
 __all__ = ['Adapter', 'LoraSpec', 'apply_adapter', 'init_adapter', 'load_adapter', 'save_adapter']

@@ -11,7 +11,7 @@ from typing import Any, Callable
 import flax.linen as nn
 import jax.numpy as jnp
 
-from apar_jax.training.lora import INPUT_AXES, LoraSpec
+from apar_jax.weights.lora import INPUT_AXES, LoraSpec
 
 
 def _lookup(lora: dict, path: tuple[str, ...]) -> Any:

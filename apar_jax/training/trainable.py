@@ -10,7 +10,7 @@ import flax.linen as nn
 import jax
 import ml_collections
 
-from apar_jax.training.lora import Adapter, LoraSpec, init_adapter, merge_weights
+from apar_jax.weights.lora import Adapter, LoraSpec, init_adapter, merge_weights
 from apar_jax.training.lora_intercept import apply_with_lora, set_token_rows
 
 METHODS = ('lora', 'full')

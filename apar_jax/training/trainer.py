@@ -33,7 +33,7 @@ from apar_jax.apar_data.dataset import DataStats, batch_rows, build_rows
 from apar_jax.apar_data.packing import PackedRows, weight_targets
 from apar_jax.model import CausalSpec, build_model
 from apar_jax.tokenization import Tokenizer
-from apar_jax.training.adapter_io import save_adapter
+from apar_jax.weights.adapter_io import save_adapter
 from apar_jax.training.base_model import without_adapter
 from apar_jax.training.checkpoints import TrainCheckpoints
 from apar_jax.training.loss import loss_sums_fn

@@ -17,10 +17,17 @@ def _python(site: str, cwd: str, *args: str) -> subprocess.CompletedProcess:
 
 
 def test_installed_package_generates_with_its_own_config_file(tmp_path):
-  site, work = tmp_path / 'site', tmp_path / 'work'
+  site, work, source = tmp_path / 'site', tmp_path / 'work', tmp_path / 'source'
   work.mkdir()
+  # a copy of what the package is built from, so no stale build/ folder of the checkout sneaks in
+  source.mkdir()
+  for name in ('pyproject.toml', 'README.md'):
+    shutil.copy(os.path.join(REPO_ROOT, name), source / name)
+  for name in ('apar_jax', 'pallas_kernels'):
+    shutil.copytree(os.path.join(REPO_ROOT, name), source / name,
+                    ignore=shutil.ignore_patterns('__pycache__'))
   subprocess.run([sys.executable, '-m', 'pip', 'install', '-q', '--no-deps', '--no-build-isolation',
-                  '--target', str(site), REPO_ROOT], check=True, capture_output=True, timeout=300)
+                  '--target', str(site), str(source)], check=True, capture_output=True, timeout=300)
   (work / 'configs').mkdir()
   shutil.copy(os.path.join(REPO_ROOT, 'configs', 'tiny.py'), work / 'configs' / 'tiny.py')
 

@@ -18,7 +18,7 @@ from train_numerics import (adam_history, checkpoint_weights, gradient_error,  #
 
 from apar_jax.testing.adam_conditioning import assert_weights_close  # noqa: E402
 from apar_jax.testing.rounding import assert_close_across_orders  # noqa: E402
-from apar_jax.training.adapter_io import load_adapter  # noqa: E402
+from apar_jax.weights.adapter_io import load_adapter  # noqa: E402
 
 WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'train_worker.py')
 TIMEOUT_S = 200  # for all three processes together, on a loaded 2-core machine

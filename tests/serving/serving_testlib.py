@@ -4,12 +4,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from apar_jax.commands.prompts import prompt_ids
+from apar_jax.defaults import presets
 from apar_jax.engine.cli_api import generate_records
 from apar_jax.model import build_model
 from apar_jax.runtime import Runtime, load_model_params, load_tokenizer_from_config
 from apar_jax.serving.launch import ServerThread, build_server
-from apar_jax.defaults import presets
+from apar_jax.tokenization import encode_user_prompt
 
 PROMPTS = ['Hello there', 'List three fruits.', 'How do I bake bread?', 'Name a colour.']
 
@@ -23,8 +23,7 @@ def tiny_config(row_buckets: bool = False):
 
 def chat_ids(tokenizer, config, prompt: str) -> list[int]:
   """The prompt as `generate` renders it."""
-  return prompt_ids(tokenizer, prompt, config.tokenizer.chat_template,
-                    config.tokenizer.system_prompt, raw=False)
+  return encode_user_prompt(tokenizer, prompt, config.tokenizer)
 
 
 def tiny_runtime() -> Runtime:

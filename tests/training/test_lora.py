@@ -12,8 +12,8 @@ import pytest
 from apar_jax.model import CausalSpec, build_model
 from apar_jax.testing.accumulation_depth import backward_terms
 from apar_jax.testing.rounding import assert_close_across_orders
-from apar_jax.training.adapter_io import adapter_bytes, load_adapter, save_adapter
-from apar_jax.training.lora import Adapter, LoraSpec, apply_adapter, init_adapter
+from apar_jax.weights.adapter_io import adapter_bytes, load_adapter, save_adapter
+from apar_jax.weights.lora import Adapter, LoraSpec, apply_adapter, init_adapter
 
 
 def _tiny_model_config(vocab=64, tie=False):
@@ -96,7 +96,7 @@ def test_bad_adapters_are_refused(tmp_path):
 
 
 def test_intercepted_side_paths_equal_the_merge():
-  from apar_jax.training.lora import merge_weights
+  from apar_jax.weights.lora import merge_weights
   from apar_jax.training.lora_intercept import apply_with_lora, set_token_rows
   model, params = _tiny_params()
   spec = LoraSpec(rank=3, alpha=6.0, targets=('q_proj', 'o_proj', 'up_proj', 'down_proj'),

@@ -8,7 +8,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from apar_jax import distributed
-from apar_jax.training.lora import Adapter, LoraSpec
+from apar_jax.weights.lora import Adapter, LoraSpec
 
 METADATA_KEY = 'apar_jax_adapter'
 
