@@ -1,7 +1,7 @@
 """The batch-1 memory roofline of this machine for the benchmarked weights.
 
 A batch-1 decode step reads every weight once, so it cannot beat weight bytes / memory bandwidth
-(measured here, reusing `apar_jax.benchmarks.roofline`). Other jobs on a shared machine eat
+(measured here, reusing `apar_jax.bench.bandwidth`). Other jobs on a shared machine eat
 bandwidth, so it is measured at the start and at the end of the run and the best is the bound. Each
 mode's measured step time is reported against it (`step_vs_roofline`).
 """
@@ -9,7 +9,7 @@ mode's measured step time is reported against it (`step_vs_roofline`).
 import sys
 from typing import Any, Sequence
 
-from apar_jax.benchmarks.roofline import measure_bandwidth_gbps, param_bytes
+from apar_jax.bench.bandwidth import measure_bandwidth_gbps, param_bytes
 
 
 def bandwidth_sample(num_bytes: int = 1 << 30) -> float:

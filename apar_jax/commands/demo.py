@@ -26,7 +26,7 @@ from apar_jax.runtime import Runtime, load_runtime
 from apar_jax.tokenization import encode_user_prompt
 
 # A list request the bundled APAR adapter forks on (5 forks); how it does on requests in general:
-# `python -m apar_jax.benchmarks.apar_eval` (docs/benchmarks.md).
+# `python -m apar_jax.bench.apar_eval` (docs/benchmarks.md).
 QUESTION = 'Suggest five hobbies that can be done at home.'
 MAX_NEW_TOKENS = 128  # per branch
 APAR_SLOTS = 8  # branch slots of the APAR modes (every slot is a row of every step on a CPU)

@@ -1,7 +1,7 @@
 """Does the APAR fine-tune fork where it should, how many decode steps does it save, and does it
 answer as well as the base model?
 
-    python -m apar_jax.benchmarks.apar_eval [--config=configs/apar_smollm2_135m.py]
+    python -m apar_jax.bench.apar_eval [--config=configs/apar_smollm2_135m.py]
         [--prompts_file=my_requests.jsonl] [--num_list=50 --num_plain=20]
 
 Requests: `--prompts_file` (`eval_requests.read_prompts_file`: one per line, or JSONL with `prompt`
@@ -99,10 +99,10 @@ def answer_ids(tokenizer, record: dict, stop_ids) -> list[int]:
 
 def main(argv) -> None:
   del argv
-  from apar_jax.benchmarks.answer_nll import answer_nll, answer_nlls
-  from apar_jax.benchmarks.apar_eval_plot import plot_eval
-  from apar_jax.benchmarks.apar_eval_report import answer_row, report, summarise
-  from apar_jax.benchmarks.eval_requests import heldout_requests, read_prompts_file
+  from apar_jax.bench.answer_nll import answer_nll, answer_nlls
+  from apar_jax.bench.apar_eval_plot import plot_eval
+  from apar_jax.bench.apar_eval_report import answer_row, report, summarise
+  from apar_jax.bench.eval_requests import heldout_requests, read_prompts_file
   from apar_jax.engine.cli_api import generate_records
   from apar_jax.runtime import load_runtime
   from apar_jax.tokenization import encode_user_prompt

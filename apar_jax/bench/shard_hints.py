@@ -1,6 +1,6 @@
 """Data-shard step hints: decode time with shared hints against per-shard predicates.
 
-    python -m apar_jax.benchmarks.shard_hints --config=configs/smollm2_135m.py [--data=2]
+    python -m apar_jax.bench.shard_hints --config=configs/smollm2_135m.py [--data=2]
 
 With D > 1 data shards the engine's step runs under a `vmap`; a `lax.cond` whose predicate differs per
 shard becomes a select that computes both branches (greedy decoding would run the sampler's sort over
@@ -66,7 +66,7 @@ def main(argv: list[str]) -> None:
   import jax
 
   from apar_jax.engine.requests import Request
-  from apar_jax.engine.timing import best_interleaved, load_with_prompts
+  from apar_jax.bench.timing import best_interleaved, load_with_prompts
   config = _CONFIG.value
   if config is None:
     raise app.UsageError('pass --config=configs/<name>.py')

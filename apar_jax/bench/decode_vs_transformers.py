@@ -1,7 +1,7 @@
 """Batch-1 fp32 greedy decode: our dense loop vs transformers `generate` on the same weights, and the
 step time against the memory roofline.
 
-    python -m apar_jax.benchmarks.decode_vs_transformers [--new_tokens=64] [--repeats=5]
+    python -m apar_jax.bench.decode_vs_transformers [--new_tokens=64] [--repeats=5]
 
 The three measurements are interleaved (one of each per repetition) so that the shared machine's load
 hits them alike; the table gives best and median over repetitions, after a warm-up. The roofline is a
@@ -103,7 +103,7 @@ def make_transformers(ids, n_new):
 
 def main(argv):
   del argv
-  from apar_jax.benchmarks.roofline import param_bytes
+  from apar_jax.bench.bandwidth import param_bytes
   from apar_jax.runtime import load_runtime
   from apar_jax.tokenization import encode_user_prompt
   runtime = load_runtime(_load_config())

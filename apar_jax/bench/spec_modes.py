@@ -1,6 +1,6 @@
 """Benchmark: speculative engine modes vs AR at batch 1 (tokens/s, mean accepted tokens per step).
 
-    python -m apar_jax.engine.spec_bench --config=configs/smollm2_135m.py \
+    python -m apar_jax.bench.spec_modes --config=configs/smollm2_135m.py \
         [--modes=ar,lookup,medusa,hidden_transfer] [--new_tokens=64] [--repeats=2]
 
 One engine per mode (max_slots=1, sized by `fit_engine_config`), every mode compiled first, then the
@@ -23,7 +23,7 @@ from apar_jax.engine.cli_api import fit_engine_config
 from apar_jax.engine.engine import Engine
 from apar_jax.engine.requests import Request
 from apar_jax.engine.spec_config import resolve_speculative, speculative_section, split_mode
-from apar_jax.engine.timing import best_interleaved, load_with_prompts
+from apar_jax.bench.timing import best_interleaved, load_with_prompts
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file (get_config()).',
                                           lock_config=False)
@@ -69,7 +69,7 @@ def main(argv: list[str]) -> None:
   tok = runtime.tokenizer
   new = _NEW.value
   sec = speculative_section(config)
-  _log(f'[spec_bench] {config.name}: {jax.default_backend()}, batch 1, {len(ids)} prompts x {new} '
+  _log(f'[spec_modes] {config.name}: {jax.default_backend()}, batch 1, {len(ids)} prompts x {new} '
        f'new tokens, best of {_REPEATS.value}; tree={sec.tree!r} max_tree_nodes='
        f'{sec.max_tree_nodes} topk={sec.topk} lookup_num_draft={sec.lookup_num_draft}')
   requests = [Request(token_ids=i, max_new_tokens=new) for i in ids]
@@ -88,7 +88,7 @@ def main(argv: list[str]) -> None:
       notes[mode] += f' planned: {setup.plan[0].describe()}'
     elif setup:
       notes[mode] += f' tree T={setup.spec.tree.num_nodes} Q={setup.spec.query_tokens}'
-    _log(f'[spec_bench] {mode}: compiled and warmed up in {time.perf_counter() - t0:.1f}s')
+    _log(f'[spec_modes] {mode}: compiled and warmed up in {time.perf_counter() - t0:.1f}s')
   times = best_interleaved({m: (lambda m=m: results.__setitem__(m, engines[m].generate(requests)))
                             for m in engines}, _REPEATS.value)
   base = None

@@ -1,4 +1,4 @@
-"""What the benchmark commands (`engine.bench`, `engine.spec_bench`) share: loading the model with
+"""What the benchmark commands (`bench.engine_modes`, `bench.spec_modes`) share: loading the model with
 encoded prompts, and timing runs in turn. No absl flags here: both commands define the same ones."""
 
 import time

@@ -5,8 +5,8 @@ import jax
 import numpy as np
 
 from apar_jax.apar_data.prompt_generator import generate_prompts
-from apar_jax.benchmarks.answer_nll import answer_nll, answer_nlls
-from apar_jax.benchmarks.eval_requests import heldout_requests
+from apar_jax.bench.answer_nll import answer_nll, answer_nlls
+from apar_jax.bench.eval_requests import heldout_requests
 from apar_jax.model import CausalSpec, build_model
 
 

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from apar_jax.benchmarks.apar_eval_report import answer_row, hit_budget, report, summarise
-from apar_jax.benchmarks.eval_requests import EvalRequest, read_prompts_file
+from apar_jax.bench.apar_eval_report import answer_row, hit_budget, report, summarise
+from apar_jax.bench.eval_requests import EvalRequest, read_prompts_file
 
 STOP = 2
 GOOD = ('Try these:\n\n1. **Water**: Water it once a week.\n2. **Light**: Put it near a bright '

@@ -2,7 +2,7 @@
 
 from typing import Any, Sequence
 
-from apar_jax.benchmarks.apar_eval_report import TARGETS, AnswerRow
+from apar_jax.bench.apar_eval_report import TARGETS, AnswerRow
 
 DEFECT_BARS = (('empty_details', 'empty / < 3-word\nitem details'),
                ('duplicate_titles', 'duplicate\nitem titles'), ('loops', 'answers with\na 4-gram loop'),

@@ -1,6 +1,6 @@
 """Engine benchmark: batch-1 AR against a bare jitted single-step loop; many concurrent requests.
 
-    python -m apar_jax.engine.bench --config=configs/smollm2_135m.py [--new_tokens=96]
+    python -m apar_jax.bench.engine_modes --config=configs/smollm2_135m.py [--new_tokens=96]
 
 Prints one line per measurement (stdout) and progress (stderr). Every figure is a ratio or rate
 measured in the same run, after warm-up (compilation excluded); compared runs are interleaved and
@@ -25,7 +25,7 @@ from ml_collections import config_flags
 
 from apar_jax.engine.engine import Engine, engine_section
 from apar_jax.engine.requests import Request
-from apar_jax.engine.timing import best_interleaved, load_with_prompts
+from apar_jax.bench.timing import best_interleaved, load_with_prompts
 from apar_jax.model import DenseCache, DenseCacheSpec, Transformer
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file (get_config()).',

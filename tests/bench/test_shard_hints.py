@@ -1,4 +1,4 @@
-"""`python -m apar_jax.benchmarks.shard_hints` on the tiny model: two data shards on fake CPU devices
+"""`python -m apar_jax.bench.shard_hints` on the tiny model: two data shards on fake CPU devices
 (the command fakes them before jax loads), both programs give the same tokens, one line per mode."""
 
 import os
@@ -12,7 +12,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 def test_shard_hints_command_compares_both_programs():
   env = {k: v for k, v in os.environ.items() if k != 'XLA_FLAGS'}
   proc = subprocess.run(
-      [sys.executable, '-m', 'apar_jax.benchmarks.shard_hints', '--config=configs/tiny.py',
+      [sys.executable, '-m', 'apar_jax.bench.shard_hints', '--config=configs/tiny.py',
        '--modes=ar,apar', '--concurrent=2', '--new_tokens=4', '--repeats=1'],
       capture_output=True, text=True, timeout=600, cwd=REPO, env=env)
   assert proc.returncode == 0, proc.stderr[-3000:]
@@ -25,6 +25,6 @@ def test_shard_hints_command_compares_both_programs():
 
 
 def test_shard_hints_needs_a_config():
-  proc = subprocess.run([sys.executable, '-m', 'apar_jax.benchmarks.shard_hints'],
+  proc = subprocess.run([sys.executable, '-m', 'apar_jax.bench.shard_hints'],
                         capture_output=True, text=True, timeout=300, cwd=REPO)
   assert proc.returncode != 0 and 'pass --config=configs/<name>.py' in proc.stderr

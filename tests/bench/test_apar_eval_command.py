@@ -1,4 +1,4 @@
-"""`python -m apar_jax.benchmarks.apar_eval` end to end on a tiny random model and adapter."""
+"""`python -m apar_jax.bench.apar_eval` end to end on a tiny random model and adapter."""
 
 import json
 import os
@@ -15,7 +15,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 def _run(args, tmp_path):
-  return subprocess.run([sys.executable, '-m', 'apar_jax.benchmarks.apar_eval',
+  return subprocess.run([sys.executable, '-m', 'apar_jax.bench.apar_eval',
                          f'--config={REPO}/configs/tiny.py', *args],
                         cwd=str(tmp_path), capture_output=True, text=True, timeout=900)
 

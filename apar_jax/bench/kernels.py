@@ -1,4 +1,4 @@
-"""Kernel figures: `python -m pallas_kernels.bench` (prints markdown to stdout).
+"""Kernel figures: `python -m apar_jax.bench.kernels` (prints markdown to stdout).
 
 For decode (Q = 1) and verify (Q = 16 tree) shapes of SmolLM2-135M and a 7B LLaMA, 32 slots, 16-token
 pages, 4k-token page tables and ragged lengths (mean ~2k):

@@ -1,1 +1,0 @@
-"""Benchmark commands: each prints figures measured in one run (ratios, not absolute promises)."""
