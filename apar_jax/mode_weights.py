@@ -10,9 +10,7 @@ import sys
 
 import ml_collections
 
-
-def is_apar_mode(mode: str) -> bool:
-  return mode == 'apar' or mode.startswith('apar_')
+from apar_jax.modes import is_apar_mode
 
 
 def config_for_mode(config: ml_collections.ConfigDict, mode: str,

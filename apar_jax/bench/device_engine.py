@@ -23,12 +23,11 @@ import numpy as np
 
 from apar_jax.defaults import engine_config, presets
 from apar_jax.engine import ControlIds, Engine, Request
-from apar_jax.engine.spec_config import split_mode
+from apar_jax.modes import DRAFTERS, split_mode
 from apar_jax.speculative.hidden_transfer import init_hidden_transfer
 from apar_jax.speculative.medusa import init_medusa
 from apar_jax.testing import tiny_engine
 
-DRAFTERS = ('lookup', 'medusa', 'hidden_transfer')
 SPECULATIVE = {  # config.speculative per drafter: small trees that every backend can run
     'lookup': dict(tree='chain', lookup_num_draft=4),
     'medusa': dict(tree='(0,),(1,),(2,),(0,0),(1,0),(0,0,0)', topk=3, max_tree_nodes=8),

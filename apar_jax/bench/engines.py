@@ -16,11 +16,6 @@ from apar_jax.engine.requests import Request
 from apar_jax.engine.state import pages_for
 
 
-def is_apar_mode(mode: str) -> bool:
-  """'apar' and 'apar_<drafter>' decode in branches."""
-  return mode == 'apar' or mode.startswith('apar_')
-
-
 def sized_config(config: ml_collections.ConfigDict, *, max_prompt_len: int, max_new_tokens: int,
                  slots: int, requests: int, num_pages: Optional[int] = None,
                  chunk_steps: Optional[int] = None, slack: int = 0) -> ml_collections.ConfigDict:

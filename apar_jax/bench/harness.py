@@ -15,7 +15,7 @@ from typing import Any, Optional
 
 import jax
 
-from apar_jax.bench.engines import EngineContender, is_apar_mode
+from apar_jax.bench.engines import EngineContender
 from apar_jax.bench.latency import ContenderRun, run_latency
 from apar_jax.bench.metrics import summarize
 from apar_jax.bench.models import APAR_AR, BenchModels, load_models
@@ -23,6 +23,7 @@ from apar_jax.bench.prompts import load_prompts
 from apar_jax.bench.roofline import bandwidth_sample, roofline
 from apar_jax.bench.settings import PEER_NAMES, BenchSettings
 from apar_jax.cli_flags import REPO_ROOT
+from apar_jax.modes import is_apar_mode
 from apar_jax.tokenization import encode_user_prompt
 
 

@@ -13,7 +13,8 @@ from typing import Any, Optional
 
 import jax
 
-from apar_jax.mode_weights import config_for_mode, is_apar_mode
+from apar_jax.mode_weights import config_for_mode
+from apar_jax.modes import is_apar_mode
 
 APAR_AR = 'ar_apar_model'  # the row of AR decoding on the APAR fine-tune
 

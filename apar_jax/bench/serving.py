@@ -16,10 +16,11 @@ from typing import Any, Optional, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from apar_jax.bench.engines import build_engine, capacities, is_apar_mode, sized_config
+from apar_jax.bench.engines import build_engine, capacities, sized_config
 from apar_jax.bench.models import APAR_AR, BenchModels
 from apar_jax.bench.stats import percentile, ratio, spread
 from apar_jax.engine.requests import ChunkEvent, DoneEvent, Request, TokensEvent
+from apar_jax.modes import is_apar_mode
 
 SERVING_FIELDS = ('mode', 'status', 'reason', 'compile_s', 'capacities', 'requests', 'completed',
                   'generated_tokens', 'decode_steps', 'forks', 'duration_s', 'throughput_tps',

@@ -22,7 +22,8 @@ from ml_collections import config_flags
 from apar_jax.engine.cli_api import fit_engine_config
 from apar_jax.engine.engine import Engine
 from apar_jax.engine.requests import Request
-from apar_jax.engine.spec_config import resolve_speculative, speculative_section, split_mode
+from apar_jax.engine.spec_config import resolve_speculative, speculative_section
+from apar_jax.modes import split_mode
 from apar_jax.bench.timing import best_interleaved, load_with_prompts
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file (get_config()).',

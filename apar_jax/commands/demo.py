@@ -19,9 +19,9 @@ import ml_collections
 from apar_jax import cli_flags
 from apar_jax.engine import DoneEvent, Request, Result, TokensEvent
 from apar_jax.engine.cli_api import sized_engine
-from apar_jax.engine.spec_config import SPEC_MODES
 from apar_jax.engine.stable_text import AnswerText
-from apar_jax.mode_weights import config_for_mode, is_apar_mode
+from apar_jax.mode_weights import config_for_mode
+from apar_jax.modes import SPEC_MODES, is_apar_mode
 from apar_jax.runtime import Runtime, load_runtime
 from apar_jax.tokenization import encode_user_prompt
 

@@ -3,7 +3,8 @@
 AR and APAR decoding with continuous batching; see docs/engine.md.
 """
 
-from apar_jax.engine.engine import MODES, Engine
+from apar_jax.engine.engine import Engine
+from apar_jax.modes import MODES
 from apar_jax.engine.requests import ChunkEvent, DoneEvent, Request, Result, TokensEvent
 from apar_jax.engine.state import Capacities, EngineState
 from apar_jax.engine.token_choice import ControlIds

@@ -1,7 +1,7 @@
 """What `python -m apar_jax generate --mode=<engine mode>` calls: prompts in, JSONL records out.
 
 Modes: ar, apar, lookup, medusa, hidden_transfer, apar_lookup, apar_medusa, apar_hidden_transfer
-(`apar_jax.engine.MODES`); speculative modes read `config.speculative` (drafter checkpoint, tree).
+(`apar_jax.modes.MODES`); speculative modes read `config.speculative` (drafter checkpoint, tree).
 
     records = generate_records(runtime, 'apar', prompts, prompt_ids, max_new_tokens=256,
                                temperature=0.0, top_k=0, top_p=1.0, seed=0, on_tokens=None)
@@ -19,7 +19,8 @@ from tqdm import tqdm
 from apar_jax import distributed
 from apar_jax.engine.engine import Engine, engine_section
 from apar_jax.engine.requests import DoneEvent, Request, TokensEvent
-from apar_jax.engine.spec_config import resolve_speculative, split_mode
+from apar_jax.engine.spec_config import resolve_speculative
+from apar_jax.modes import split_mode
 from apar_jax.engine.state import pages_for
 
 

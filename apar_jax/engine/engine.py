@@ -21,14 +21,13 @@ from apar_jax.engine.request_feed import LiveFeed, RequestFeed, TimedQueue
 from apar_jax.engine.requests import (CapacityError, DoneEvent, PreparedRequest, Request, Result,
                                       check_settings)
 from apar_jax.engine.scheduler import Scheduler
-from apar_jax.engine.spec_config import (SPEC_MODES, SpeculativeSetup, resolve_speculative,
-                                         split_mode)
+from apar_jax.engine.spec_config import SpeculativeSetup, resolve_speculative
 from apar_jax.engine.state import Capacities, EngineState, pages_for
 from apar_jax.engine.token_choice import ControlIds
 from apar_jax.engine.tree_reassembly import Branch, reassemble
+from apar_jax.modes import Mode
 from apar_jax.repeat_penalty import check_repeat_settings, letterless_ids
 
-MODES = ('ar', 'apar') + SPEC_MODES
 
 
 class Engine:
@@ -41,10 +40,9 @@ class Engine:
                speculative: Optional[SpeculativeSetup] = None):
     """Speculative modes load their drafter from `config.speculative` unless `speculative` (a
     resolved setup) or `drafter_params` (+ `drafter_info`, e.g. untrained heads) is given."""
-    if mode not in MODES:
-      raise ValueError(f'unknown engine mode {mode!r}; choose one of {", ".join(MODES)}')
+    parsed = Mode.parse(mode)  # ValueError naming the modes
     self.config, self.mode = config, mode
-    apar, drafter_kind = split_mode(mode)
+    apar, drafter_kind = parsed.apar, parsed.drafter
     self._has_drafter = drafter_kind is not None
     eng = engine_section(config)
     if params is None:

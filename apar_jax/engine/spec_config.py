@@ -20,6 +20,7 @@ import numpy as np
 from apar_jax.engine import row_buckets, tree_plan
 from apar_jax.defaults import checkout_root
 from apar_jax.engine.sections import engine_section, speculative_section
+from apar_jax.modes import split_mode
 from apar_jax.engine.tree_plan import BucketChoice
 from apar_jax.model import build_model
 from apar_jax.speculative import step_cost
@@ -27,20 +28,7 @@ from apar_jax.speculative.auto_tree import greedy_paths
 from apar_jax.speculative.drafter import Drafter
 from apar_jax.speculative.tree import TokenTree, TreeError
 
-DRAFTERS = ('lookup', 'medusa', 'hidden_transfer')
-SPEC_MODES = DRAFTERS + tuple(f'apar_{d}' for d in DRAFTERS)
 ACCEPTANCE = ('exact', 'typical')  # exact = greedy / rejection sampling (lossless); typical = LOSSY
-
-
-def split_mode(mode: str) -> tuple[bool, Optional[str]]:
-  """'apar_medusa' -> (True, 'medusa'); 'lookup' -> (False, 'lookup'); 'apar' -> (True, None)."""
-  if mode in ('ar', 'apar'):
-    return mode == 'apar', None
-  if mode not in SPEC_MODES:
-    raise ValueError(f'unknown engine mode {mode!r}; choose one of ar, apar, '
-                     f'{", ".join(SPEC_MODES)}')
-  apar = mode.startswith('apar_')
-  return apar, mode[len('apar_'):] if apar else mode
 
 
 @dataclasses.dataclass(frozen=True)

@@ -29,7 +29,7 @@ SCRIPT = textwrap.dedent(r'''
     from tiny_model import FORKY, IDS, FakeTokenizer, tiny_config, tiny_params
     from apar_jax import sharding
     from apar_jax.engine import Engine, Request, tree_signature
-    from apar_jax.engine.spec_config import split_mode
+    from apar_jax.modes import split_mode
     from apar_jax.model import CausalSpec, build_model
 
     PROMPTS = [[1, 2, 3, 4, 5], [33], list(range(40, 60)), [9, 8, 7, 6], [12, 13], [50, 3, 21]]

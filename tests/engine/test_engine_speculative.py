@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from apar_jax.engine import Engine, Request, tree_signature
-from apar_jax.engine.spec_config import split_mode
+from apar_jax.modes import split_mode
 from apar_jax.speculative import DrafterMismatchError, TreeError, save_drafter
 from apar_jax.speculative.hidden_transfer import init_hidden_transfer
 from apar_jax.speculative.medusa import init_medusa
