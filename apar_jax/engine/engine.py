@@ -1,10 +1,12 @@
 """`Engine`: the Python API of the decoding engine (AR and APAR modes, continuous batching).
 
-    engine = Engine(config, mode='apar')            # loads params and tokenizer from the config
+    engine = Engine.from_runtime(load_runtime(config), mode='apar')   # params, tokenizer, mesh
+    engine = Engine(config, 'apar', params=params, tokenizer=tokenizer)  # what you loaded
     results = engine.generate([Request(prompt='...'), ...])
     for event in engine.stream(requests): ...       # TokensEvent per chunk, DoneEvent per request
 
-Every request is validated before anything is compiled or run.
+The engine loads nothing itself: params and a tokenizer (or bare `control_ids`) come from the caller
+(`apar_jax.runtime`). Every request is validated before anything is compiled or run.
 """
 
 from typing import Any, Iterator, Optional, Sequence
@@ -33,7 +35,7 @@ from apar_jax.repeat_penalty import check_repeat_settings, letterless_ids
 class Engine:
   """Paged-KV, static-slot decoding engine for one model config and mode."""
 
-  def __init__(self, config: ml_collections.ConfigDict, mode: str = 'ar', *, params: Any = None,
+  def __init__(self, config: ml_collections.ConfigDict, mode: str = 'ar', *, params: Any,
                tokenizer: Any = None, control_ids: Optional[ControlIds] = None,
                mesh: Optional[jax.sharding.Mesh] = None, drafter_params: Any = None,
                drafter_info: Optional[dict] = None,
@@ -46,8 +48,8 @@ class Engine:
     self._has_drafter = drafter_kind is not None
     eng = engine_section(config)
     if params is None:
-      from apar_jax.runtime import load_model_params
-      params = load_model_params(config)
+      raise ValueError('Engine needs params: load them with apar_jax.runtime.load_runtime(config) '
+                       'and use Engine.from_runtime(runtime, mode)')
     if drafter_kind is not None and speculative is None:
       speculative = resolve_speculative(
           config, mode, params, drafter_params=drafter_params, drafter_info=drafter_info)
@@ -62,8 +64,8 @@ class Engine:
     self.caps = Capacities.from_config(eng, slack=speculative.spec.slack if speculative else 0)
     self.attention_impl = str(eng.get('attention_impl', 'auto'))
     if tokenizer is None and control_ids is None:
-      from apar_jax.runtime import load_tokenizer_from_config
-      tokenizer = load_tokenizer_from_config(config)
+      raise ValueError('Engine needs a tokenizer (or control_ids for token-id requests): '
+                       'Engine.from_runtime(load_runtime(config), mode) loads both')
     self.tokenizer = tokenizer
     self.ids = control_ids or _ids_from_tokenizer(tokenizer)
     vocab = int(config.model.vocab_size)
