@@ -132,7 +132,7 @@ def run(config) -> None:
         model, params, ht, meta['transfer_layer'], tree4)}
     print(json.dumps(report['ht_variants']), file=sys.stderr)
   if 'decode' in parts:
-    from apar_jax.speculative.prompt_bank import prompt_bank
+    from apar_jax.training.drafter.prompt_bank import prompt_bank
     from apar_jax.tokenization import encode_user_prompt
     texts = prompt_bank(400, seed=0)[-PROMPTS.value:]  # the held-out end of the distilled bank
     prompts = [encode_user_prompt(tok, p, config.tokenizer) for p in texts]

@@ -19,8 +19,8 @@ import ml_collections
 import numpy as np
 
 from apar_jax.speculative.drafter_io import save_drafter
-from apar_jax.speculative.train_data import base_features, make_rows, read_examples
-from apar_jax.speculative.train_drafter import (TrainSettings, init_drafter, make_features,
+from apar_jax.training.drafter.data import base_features, make_rows, read_examples
+from apar_jax.training.drafter.trainer import (TrainSettings, init_drafter, make_features,
                                                 measure_acceptance, train)
 
 
@@ -38,8 +38,8 @@ def _distil_if_missing(runtime, dcfg: ml_collections.ConfigDict) -> None:
   have = sum(1 for line in open(path, encoding='utf-8') if line.strip()) if os.path.exists(path) else 0
   if dcfg.generate_answers <= 0 or have >= dcfg.generate_answers:
     return
-  from apar_jax.speculative.prompt_bank import prompt_bank
-  from apar_jax.speculative.self_distill import distill
+  from apar_jax.training.drafter.prompt_bank import prompt_bank
+  from apar_jax.training.drafter.self_distill import distill
   print(f'[train_drafter] distilling {dcfg.generate_answers - have} answers into {path}',
         file=sys.stderr)
   cfg = runtime.config

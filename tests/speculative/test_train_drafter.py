@@ -14,8 +14,8 @@ from tiny import tiny_model  # noqa: E402
 
 from apar_jax.defaults import drafter_train_config  # noqa: E402
 from apar_jax.generate import DenseGenerator  # noqa: E402
-from apar_jax.speculative.train_data import base_features, make_rows  # noqa: E402
-from apar_jax.speculative.train_drafter import (TrainSettings, make_features,  # noqa: E402
+from apar_jax.training.drafter.data import base_features, make_rows  # noqa: E402
+from apar_jax.training.drafter.trainer import (TrainSettings, make_features,  # noqa: E402
                                                 measure_acceptance, train)
 
 
@@ -85,7 +85,7 @@ class _CharTokenizer:
 
 
 def test_read_examples_with_ids_or_text(tmp_path):
-  from apar_jax.speculative.train_data import read_examples
+  from apar_jax.training.drafter.data import read_examples
   path = tmp_path / 'd.jsonl'
   path.write_text(
       '{"id": "a", "conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": '

@@ -22,10 +22,10 @@ import orbax.checkpoint as ocp
 
 from apar_jax.model import Transformer
 from apar_jax.speculative import hidden_transfer, medusa
-from apar_jax.speculative.drafter_objectives import (future_targets, ht_loss, ht_pseudo_logits,
+from apar_jax.training.drafter.objectives import (future_targets, ht_loss, ht_pseudo_logits,
                                                      medusa_loss, topk_hits)
 from apar_jax.speculative.layer_runner import lm_logits
-from apar_jax.speculative.train_data import Rows
+from apar_jax.training.drafter.data import Rows
 
 
 @dataclasses.dataclass(frozen=True)
