@@ -200,12 +200,11 @@ QUICKSTART = [
         returns one record per prompt. Greedy decoding throughout.
         '''),
     code('''\
-        from apar_jax.commands.prompts import prompt_ids
         from apar_jax.engine.cli_api import generate_records
+        from apar_jax.tokenization import encode_user_prompt
 
         MODES = ['ar', 'apar', SPEC_MODE, 'apar_' + SPEC_MODE]
-        ids = [prompt_ids(tok, QUESTION, base_config.tokenizer.chat_template,
-                          base_config.tokenizer.system_prompt, raw=False)]
+        ids = [encode_user_prompt(tok, QUESTION, base_config.tokenizer)]
         records, chunks = {}, {}
         for mode in MODES:
             runtime = apar_runtime if mode.startswith('apar') else base_runtime

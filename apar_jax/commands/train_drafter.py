@@ -53,7 +53,7 @@ def run(config: ml_collections.ConfigDict) -> None:
   if 'drafter' not in config:
     raise ValueError('the config has no `drafter` section: use configs/drafter_medusa.py or '
                      'configs/drafter_hidden_transfer.py (or add '
-                     'drafter_defaults.drafter_train_config())')
+                     'apar_jax.defaults.drafter_train_config())')
   dcfg = config.drafter
   s = settings_from_config(dcfg)
   init_drafter(s, 8)  # validates the kind before anything is loaded

@@ -3,7 +3,7 @@ anything compiles).
 
 Modes: `lookup`, `medusa`, `hidden_transfer` (AR + drafts) and `apar_<drafter>` (APAR + drafts).
 `resolve_speculative(config, mode, params)` reads `config.speculative` (defaults:
-`configs/drafter_defaults.py:speculative_config`), loads the drafter checkpoint (its fingerprint must
+`apar_jax.defaults.speculative_config`), loads the drafter checkpoint (its fingerprint must
 match the base model), builds the tree and checks that the tree fits the drafter and the capacities.
 Every problem is a `ValueError` (`TreeError`, `DrafterMismatchError`, `FileNotFoundError` are kept as
 such) raised here, never inside a compiled function.
