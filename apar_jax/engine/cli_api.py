@@ -1,6 +1,6 @@
 """What `python -m apar_jax generate --mode=<engine mode>` calls: prompts in, JSONL records out.
 
-Modes: ar, apar, lookup, medusa, hidden_transfer, apar_lookup, apar_medusa, apar_hidden_transfer
+Modes: ar, apar and every drafter alone or with APAR (`apar_jax.modes.MODES`)
 (`apar_jax.modes.MODES`); speculative modes read `config.speculative` (drafter checkpoint, tree).
 
     records = generate_records(runtime, 'apar', prompts, prompt_ids, max_new_tokens=256,

@@ -61,7 +61,7 @@ def empty_state(caps: Capacities, model_cfg: Any, spec: Optional[SpecConfig],
   slots too)."""
   one = init_state(caps, model_cfg)
   if spec is not None:
-    one = one.replace(spec=init_spec_slots(caps, spec))
+    one = one.replace(spec=init_spec_slots(caps, spec, int(model_cfg.vocab_size)))
   return stack(one, shards)
 
 

@@ -113,7 +113,8 @@ def summary_arrays(state: EngineState) -> dict[str, jax.Array]:
               attended=rq.attended, branch_steps=rq.branch_steps, num_free=pool.num_free,
               min_refcount=jnp.min(pool.refcount), max_refcount=jnp.max(pool.refcount),
               steps=state.steps, global_peak=state.peak_pages,
-              **({} if state.spec is None else {'drafted': state.spec.drafted}))
+              **({} if state.spec is None else {'drafted': state.spec.drafted,
+                                                'by_source': state.spec.by_source}))
 
 
 def _only_if(active: jax.Array, new: EngineState, old: EngineState) -> EngineState:

@@ -98,6 +98,10 @@ class Scheduler:
     summary = self._last if self._last is not None else read_summary(self.fns, self.state,
                                                                         self.caps)
     control = self.control.stats() if self.control is not None else {}
+    if 'by_source' in summary:  # token recycling, since the engine was built: accepted drafts
+      context, table = np.asarray(summary['by_source']).reshape(-1, 2).sum(axis=0)
+      control = dict(control, recycled_accepted_context=int(context),
+                     recycled_accepted_table=int(table))
     return dict(self.stats, **control, free_pages_end=int(np.sum(summary['num_free'])),
                 min_refcount_end=int(np.min(summary['min_refcount'])),
                 max_refcount_end=int(np.max(summary['max_refcount'])),

@@ -1,7 +1,8 @@
 """Speculative engine modes: which drafter, which tree, which acceptance rule (resolved once, before
 anything compiles).
 
-Modes: `lookup`, `medusa`, `hidden_transfer` (AR + drafts) and `apar_<drafter>` (APAR + drafts).
+Modes: `lookup`, `medusa`, `hidden_transfer`, `token_recycling` (AR + drafts) and `apar_<drafter>`
+(APAR + drafts).
 `resolve_speculative(config, mode, params)` reads `config.speculative` (defaults:
 `apar_jax.defaults.speculative_config`), loads the drafter checkpoint (its fingerprint must
 match the base model), builds the tree and checks that the tree fits the drafter and the capacities.
@@ -98,12 +99,20 @@ def parse_tree(text: Any) -> TokenTree:
 def acceptance_table(sec: ml_collections.ConfigDict, kind: str, num_heads: int, topk: int,
                      info: Optional[dict]) -> Optional[np.ndarray]:
   """[D, K] acceptance rate of every drafted (level, rank): the checkpoint's measured table
-  (Medusa, Hidden Transfer) or `lookup_acceptance` per level (prompt lookup, the last value
-  repeated); None without one (untrained params)."""
+  (Medusa, Hidden Transfer), `lookup_acceptance` per level (prompt lookup, the last value repeated)
+  or `recycling_acceptance` (token recycling, the last level repeated); None without one (untrained
+  params)."""
   if kind == 'lookup':
     rates = [float(a) for a in np.atleast_1d(np.asarray(sec.lookup_acceptance, np.float64))]
     rates += rates[-1:] * (num_heads - len(rates))
     return np.asarray(rates[:num_heads], np.float64)[:, None]
+  if kind == 'token_recycling':
+    rows = [list(r) for r in np.atleast_2d(np.asarray(sec.recycling_acceptance, np.float64))]
+    rows += rows[-1:] * (num_heads - len(rows))
+    table = np.zeros((num_heads, topk), np.float64)
+    for level, row in enumerate(rows[:num_heads]):
+      table[level, :min(topk, len(row))] = row[:topk]
+    return table
   acc = None if not info else info.get('train', {}).get('acceptance')
   return None if acc is None else np.asarray(acc, np.float64)[:num_heads, :topk]
 
@@ -185,6 +194,10 @@ def resolve_speculative(config: ml_collections.ConfigDict, mode: str, params: An
   if kind == 'lookup':
     num_heads, topk, dparams = int(sec.lookup_num_draft), 1, None
     drafter = Drafter('lookup', num_heads, 1, max_ngram=int(sec.lookup_max_ngram),
+                      min_ngram=int(sec.lookup_min_ngram))
+  elif kind == 'token_recycling':  # training-free: the table is built while decoding
+    num_heads, topk, dparams = int(sec.recycling_depth), int(sec.recycling_topk), None
+    drafter = Drafter('token_recycling', num_heads, topk, max_ngram=int(sec.lookup_max_ngram),
                       min_ngram=int(sec.lookup_min_ngram))
   else:
     dparams = drafter_params

@@ -4,10 +4,14 @@
 accepted). A slot at its first step (`num_out == 0`: a just-admitted root, a new APAR child) has no
 draft from a model drafter: its row is ignored, so a request's tokens never depend on what an earlier
 occupant of the slot left behind.
-`history [S, H]`: prompt lookup only (H = page-table positions, else 1): history[s, p] = the token at
+`history [S, H]`: prompt lookup and token recycling (H = page-table positions, else 1): history[s, p] =
+the token at
 position p of the slot's view, valid for p <= length (the fed `last_token` sits at `length`). Written
 by admit/prefill (the prompt), by every step (emitted tokens) and copied from the parent on a fork
 (then `[Child]` at the child's length).
+`table [V, k]`: token recycling only (else [1, 1]): every token's k most recent candidate successors
+(`speculative.token_recycling`), refreshed by every verification forward and kept across requests
+(an engine's reset keeps it).
 """
 
 import flax.struct
@@ -16,7 +20,7 @@ import jax.numpy as jnp
 
 from apar_jax.engine.spec_config import SpecConfig
 from apar_jax.engine.state import Capacities, Slots
-from apar_jax.speculative import prompt_lookup
+from apar_jax.speculative import prompt_lookup, token_recycling
 
 
 @flax.struct.dataclass
@@ -26,17 +30,43 @@ class SpecSlots:
   # [2] int32, since init: (live row-steps of drafting steps, tokens those row-steps emitted); the
   # host turns them into the acceptance the running requests reach (`draft_control`)
   drafted: jax.Array
+  table: jax.Array  # [V, k] int32 (token recycling), else [1, 1]
+  # [2] int32, since init: drafted tokens accepted from the context match and from the table
+  # (token recycling; zeros otherwise)
+  by_source: jax.Array
 
 
-def init_spec_slots(caps: Capacities, spec: SpecConfig) -> SpecSlots:
+def init_spec_slots(caps: Capacities, spec: SpecConfig, vocab: int) -> SpecSlots:
   d = spec.drafter
-  width = caps.table_width * caps.page_size if d.kind == 'lookup' else 1
+  width = caps.table_width * caps.page_size if uses_history(spec) else 1
+  table = (token_recycling.empty_table(vocab, d.topk) if d.kind == 'token_recycling'
+           else jnp.full((1, 1), -1, jnp.int32))
   return SpecSlots(jnp.full((caps.max_slots, d.num_heads, d.topk), -1, jnp.int32),
-                   jnp.zeros((caps.max_slots, width), jnp.int32), jnp.zeros((2,), jnp.int32))
+                   jnp.zeros((caps.max_slots, width), jnp.int32), jnp.zeros((2,), jnp.int32),
+                   table, jnp.zeros((2,), jnp.int32))
 
 
 def uses_history(spec: SpecConfig) -> bool:
-  return spec.drafter.kind == 'lookup'
+  return spec.drafter.kind in ('lookup', 'token_recycling')
+
+
+def recycled_candidates(ss: SpecSlots, slots: Slots,
+                        spec: SpecConfig) -> tuple[jax.Array, jax.Array]:
+  """(cand [S, T], source [S, T]): token recycling's tree, the spine from the latest context match,
+  the rest walked from the table (`token_recycling.fill`)."""
+  d, tree = spec.drafter, spec.tree
+  context = prompt_lookup.lookup(ss.history, slots.length + 1, tree.max_depth, d.max_ngram,
+                                 d.min_ngram)[..., 0]  # [S, depth]
+  return token_recycling.fill(ss.table, slots.last_token, tree, context)
+
+
+def recycle(ss: SpecSlots, cand: jax.Array, logits: jax.Array, live: jax.Array) -> SpecSlots:
+  """The table refreshed from a verification forward: every live slot's node tokens cand [S, T]
+  with their logits [S, T, V]."""
+  s, t, v = logits.shape
+  valid = jnp.broadcast_to(live[:, None], (s, t)).reshape(-1)
+  return ss.replace(table=token_recycling.refresh(ss.table, cand.reshape(-1),
+                                                  logits.reshape(s * t, v), valid))
 
 
 def history_admit(ss: SpecSlots, slot: jax.Array, prompt_len: jax.Array,

@@ -26,7 +26,7 @@ from apar_jax.engine.step import StepConfig, decode_step, record_stats, stamp_st
 from apar_jax.engine.step_hints import StepHints, refine_if
 from apar_jax.engine.token_choice import ban_column, choose, step_keys
 from apar_jax.model import PagedSpec
-from apar_jax.speculative import hidden_transfer, medusa
+from apar_jax.speculative import hidden_transfer, medusa, token_recycling
 from apar_jax.speculative.acceptance import Acceptance, greedy_accept, typical_accept
 from apar_jax.speculative.compaction import compact_paged
 from apar_jax.speculative.layer_runner import lm_head_fn
@@ -249,11 +249,17 @@ def spec_step(params: Any, dparams: Any, state: EngineState, cfg: SpecStepConfig
                             caps.sink)
   state = state.replace(pool=pool, slots=slots)
   rows = caps.max_slots if rows is None else rows
-  cand = spec.tree.candidates(slots.last_token,
-                              spec_state.current_draft(state.spec, slots, spec))  # [S, T]
+  recycling = spec.drafter.kind == 'token_recycling'
+  if recycling:
+    cand, source = spec_state.recycled_candidates(state.spec, slots, spec)  # [S, T] each
+  else:
+    cand = spec.tree.candidates(slots.last_token,
+                                spec_state.current_draft(state.spec, slots, spec))  # [S, T]
   logits, hidden, pseudo, caches = row_buckets.on_live_rows(
       lambda st, lv, c: verify_forward(params, dparams, st, c, lv, cfg), state, live, rows, cand)
   state = state.replace(caches=caches)
+  if recycling:  # every node's successors, before the mode's bans: what the model itself ranks
+    state = state.replace(spec=spec_state.recycle(state.spec, cand, logits, live))
   if base.apar:
     state = fork.spawn(state, caps)
   logits = ban_nodes(logits, cand, state, cfg)
@@ -267,6 +273,9 @@ def spec_step(params: Any, dparams: Any, state: EngineState, cfg: SpecStepConfig
   state = record_stats(state, live, base)
   length_before = state.slots.length
   state, n_emit = emit_tokens(state, acc, live, base)
+  if recycling:  # the drafted tokens emitted (within the budget), by where they came from
+    state = state.replace(spec=state.spec.replace(by_source=state.spec.by_source + (
+        token_recycling.accepted_by_source(source, acc.nodes, n_emit))))
   ss = state.spec
   history = ss.history
   if spec_state.uses_history(spec):

@@ -7,6 +7,8 @@ the next step's tree (the root being the token just chosen). Kinds:
   * 'hidden_transfer': from its layer-l hidden state, either inside the verification forward
     (variant 'verify') or in a small pass after acceptance (variant 'extra_pass').
   * 'lookup': prompt lookup over the slot's token history (topk = 1).
+  * 'token_recycling': a static tree filled by walking an adjacency table of recycled top-k
+    candidates (`token_recycling`), its spine from a prompt-lookup match; topk = the table's width.
   * 'oracle': tests only - guesses read from a table of known continuations.
 """
 
@@ -15,7 +17,7 @@ from typing import Any
 
 from apar_jax.speculative.tree import TokenTree
 
-KINDS = ('medusa', 'hidden_transfer', 'lookup', 'oracle')
+KINDS = ('medusa', 'hidden_transfer', 'lookup', 'token_recycling', 'oracle')
 HT_VARIANTS = ('verify', 'extra_pass')
 
 
@@ -27,8 +29,8 @@ class Drafter:
   topk: int = 1
   transfer_layer: int = 0  # hidden_transfer: layers before the transfer (0 = the embeddings)
   ht_variant: str = 'verify'  # hidden_transfer: 'verify' | 'extra_pass'
-  max_ngram: int = 3  # lookup
-  min_ngram: int = 1  # lookup
+  max_ngram: int = 3  # lookup, token_recycling (its context match)
+  min_ngram: int = 1  # lookup, token_recycling
 
   def __post_init__(self):
     if self.kind not in KINDS:

@@ -5,7 +5,8 @@ The engine picks its draft trees from what a step costs here (`engine/tree_plan.
     paged cache (`auto_tree.measure_step_times`);
   * `draft[rows][(h, k)]`: seconds of the drafter's own per-step work for a tree h levels deep that
     reads the top k guesses per level (Medusa: h heads, their LM-head rows and top-k; Hidden
-    Transfer: the LM head on h pseudo states and top-k; prompt lookup: the n-gram search, k = 1).
+    Transfer: the LM head on h pseudo states and top-k; prompt lookup: the n-gram search, k = 1;
+    token recycling: the context match, the tree walk and the table refresh from every node).
 Each figure is measured once per (backend, device kind, jax version, model shape, rows, context, page
 size, attention implementation; drafter kind and top-k for `draft`) and kept in `cache_path`
 (`cache_file`: by default `~/.cache/apar_jax/step_costs.json`, or under $APAR_JAX_CACHE_DIR; ''
@@ -28,10 +29,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from apar_jax.model import Transformer
-from apar_jax.speculative import medusa, prompt_lookup
+from apar_jax.speculative import medusa, prompt_lookup, token_recycling
 from apar_jax.speculative.auto_tree import measure_step_times
 from apar_jax.speculative.layer_runner import lm_head_fn
 from apar_jax.speculative.top_tokens import top_tokens
+from apar_jax.speculative.tree import TokenTree
 
 CACHE_VERSION = 2
 CACHE_DIR_ENV = 'APAR_JAX_CACHE_DIR'  # where 'default' keeps the file (else ~/.cache/apar_jax)
@@ -122,6 +124,20 @@ def draft_work(kind: str, base_params: Any, dparams: Any, model_cfg: Any, heads:
     elif kind == 'lookup':
       fn = jax.jit(lambda t, n: prompt_lookup.lookup(t, n, heads, max_ngram, min_ngram))
       args = (jnp.ones((rows, history), jnp.int32), jnp.full((rows,), history // 2, jnp.int32))
+    elif kind == 'token_recycling':  # a spine of `heads` levels and `topk` first-level guesses
+      tree = TokenTree.from_paths([(0,) * i for i in range(1, heads + 1)]
+                                  + [(r,) for r in range(1, topk)])
+      vocab = int(model_cfg.vocab_size)
+
+      def recycle(table, hist, n, logits):
+        ctx = prompt_lookup.lookup(hist, n, heads, max_ngram, min_ngram)[..., 0]
+        cand, _ = token_recycling.fill(table, hist[:, 0], tree, ctx)
+        return token_recycling.refresh(table, cand.reshape(-1), logits,
+                                       jnp.ones((cand.size,), bool))
+      fn = jax.jit(recycle)
+      args = (token_recycling.empty_table(vocab, topk), jnp.ones((rows, history), jnp.int32),
+              jnp.full((rows,), history // 2, jnp.int32),
+              jnp.zeros((rows * tree.num_nodes, vocab), jnp.dtype(model_cfg.dtype)))
     else:
       raise ValueError(f'no draft cost for drafter kind {kind!r}')
     return lambda: fn(*args)

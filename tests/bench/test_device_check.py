@@ -10,6 +10,8 @@ import sys
 import jax.numpy as jnp
 import pytest
 
+from apar_jax.modes import SPEC_MODES
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -30,8 +32,7 @@ def test_smoke_run_passes_and_writes_its_report(tmp_path):
   assert {(p['dtype'], p['batch'], p['width']) for p in sections['width']} == {
       (d, b, w) for d in ('float32', 'bfloat16') for b in (1, 4) for w in (1, 2, 4, 8)}
   identity = {r['mode']: r for r in sections['identity']}
-  assert set(identity) == {'lookup', 'medusa', 'hidden_transfer', 'apar_lookup', 'apar_medusa',
-                           'apar_hidden_transfer'}
+  assert set(identity) == set(SPEC_MODES)  # every drafter, alone and with APAR
   assert all(r['ok'] and r['refused'] == 0 for r in identity.values())
   assert identity['apar_lookup']['forks'] > 0  # the APAR comparison really forks
   assert {r['mode'] for r in sections['speed']} == set(identity) | {'ar', 'apar'}

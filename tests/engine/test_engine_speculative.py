@@ -22,6 +22,8 @@ SPEC = {
     'medusa': dict(tree='(0,),(1,),(2,),(3,),(4,),(5,),(0,0),(1,0),(0,1),(0,0,0)', topk=6,
                    max_tree_nodes=12),
     'hidden_transfer': dict(tree='(0,),(1,),(0,0)', topk=2, max_tree_nodes=4),
+    'token_recycling': dict(tree='(0,),(1,),(2,),(0,0),(1,0),(0,1),(0,0,0)', recycling_depth=3,
+                            recycling_topk=3, max_tree_nodes=8),
 }
 
 
@@ -74,7 +76,7 @@ def ar_results(tiny):
   return engine.generate([Request(token_ids=p, max_new_tokens=NEW) for p in prompts_50()])
 
 
-@pytest.mark.parametrize('mode', ['lookup', 'medusa', 'hidden_transfer'])
+@pytest.mark.parametrize('mode', ['lookup', 'medusa', 'hidden_transfer', 'token_recycling'])
 def test_greedy_speculative_equals_ar_on_50_prompts(tiny, ar_results, mode):
   _, params = tiny
   engine = make_engine(params, mode, row_buckets=True, **CAPS)  # AR's reference runs without
@@ -89,6 +91,11 @@ def test_greedy_speculative_equals_ar_on_50_prompts(tiny, ar_results, mode):
   assert np.mean(accepted) > 1.05, accepted  # several tokens per step somewhere
   steps = sum(r.decode_steps for r in results)
   assert steps < sum(r.num_generated_tokens for r in results)
+  if mode == 'token_recycling':  # every accepted draft came from the context or the table
+    stats = engine.last_stats
+    drafted = sum(r.sampled_tokens for r in results) - steps  # stop tokens included
+    assert stats['recycled_accepted_context'] + stats['recycled_accepted_table'] == drafted
+    assert stats['recycled_accepted_table'] > 0
   # One compile per function, across a second run with another batch size and prompt lengths.
   engine.generate([Request(token_ids=[3, 4, 5], max_new_tokens=4)])
   compiled = engine.fns.cache_sizes()
@@ -97,7 +104,8 @@ def test_greedy_speculative_equals_ar_on_50_prompts(tiny, ar_results, mode):
   assert set(compiled.values()) == {1}
 
 
-@pytest.mark.parametrize('mode', ['apar_lookup', 'apar_medusa', 'apar_hidden_transfer'])
+@pytest.mark.parametrize('mode', ['apar_lookup', 'apar_medusa', 'apar_hidden_transfer',
+                                  'apar_token_recycling'])
 def test_apar_speculative_builds_the_apar_tree(forky_params, mode):
   prompts = [[1, 2, 3, 4, 5], [33], list(range(40, 60)), [9, 8, 7, 6, 5, 4, 3, 2, 1, 10, 12, 14]]
   caps = dict(max_slots=32, num_pages=400, max_depth=2)

@@ -1,7 +1,8 @@
 """Speculative rejection sampling inside the engine preserves the base distribution: on a model with
 an 8-token vocabulary the joint distribution of the first 3 generated tokens (sequences cut at EOS)
 matches the exact AR distribution (chi-square goodness of fit, fixed seeds, p > 0.01), for prompt
-lookup and for a Medusa tree, with drafts that are often accepted."""
+lookup, for a Medusa tree and for token recycling (its table shared by all 3000 requests), with drafts
+that are often accepted."""
 
 import itertools
 
@@ -20,7 +21,9 @@ IDS = ControlIds(FORK, CHILD, (EOS,))
 PROMPT = [1, 2, 3, 1, 2, 3, 1, 2]
 NEW, SAMPLES = 3, 3000
 SPEC = {'lookup': dict(tree='chain', lookup_num_draft=3),
-        'medusa': dict(tree='(0,),(1,),(2,),(0,0),(0,1),(1,0),(0,0,0)', topk=3, max_tree_nodes=8)}
+        'medusa': dict(tree='(0,),(1,),(2,),(0,0),(0,1),(1,0),(0,0,0)', topk=3, max_tree_nodes=8),
+        'token_recycling': dict(tree='(0,),(1,),(2,),(0,0),(0,1),(1,0),(0,0,0)', recycling_depth=3,
+                                recycling_topk=3, max_tree_nodes=8)}
 
 
 @pytest.fixture(scope='module')
@@ -86,7 +89,7 @@ def chi_square_p(seqs, exact):
   return stats.chisquare(obs, exp * obs.sum() / exp.sum()).pvalue
 
 
-@pytest.mark.parametrize('mode', ['ar', 'lookup', 'medusa'])
+@pytest.mark.parametrize('mode', ['ar', 'lookup', 'medusa', 'token_recycling'])
 def test_first_three_tokens_follow_the_base_distribution(small_vocab, mode):
   config, model, params = small_vocab
   exact = exact_distribution(model, params)
