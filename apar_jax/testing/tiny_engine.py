@@ -71,6 +71,7 @@ FORKY = dict(seed=1, fork_after=tuple(range(0, 60, 3)), eos_after=tuple(range(1,
 class FakeTokenizer:
   """Text = each id as `<id>`; control and stop tokens skipped (like `skip_special`)."""
   fork_id, child_id, stop_ids = FORK, CHILD, (EOS,)
+  vocab_size = VOCAB
 
   def decode(self, ids, skip_special: bool = True) -> str:
     skip = {FORK, CHILD, EOS} if skip_special else set()
