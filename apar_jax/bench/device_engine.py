@@ -32,7 +32,7 @@ SPECULATIVE = {  # config.speculative per drafter: small trees that every backen
     'lookup': dict(tree='chain', lookup_num_draft=4),
     'medusa': dict(tree='(0,),(1,),(2,),(0,0),(1,0),(0,0,0)', topk=3, max_tree_nodes=8),
     'hidden_transfer': dict(tree='(0,),(1,),(0,0)', topk=2, max_tree_nodes=4),
-    'token_recycling': dict(tree='(0,),(1,),(0,0),(0,0,0)', recycling_depth=3, recycling_topk=2,
+    'token_recycling': dict(tree='(0,),(1,),(0,0)', recycling_depth=2, recycling_topk=2,
                             max_tree_nodes=4),
 }
 
