@@ -4,11 +4,10 @@
 accepted). A slot at its first step (`num_out == 0`: a just-admitted root, a new APAR child) has no
 draft from a model drafter: its row is ignored, so a request's tokens never depend on what an earlier
 occupant of the slot left behind.
-`history [S, H]`: prompt lookup and token recycling (H = page-table positions, else 1): history[s, p] =
-the token at
-position p of the slot's view, valid for p <= length (the fed `last_token` sits at `length`). Written
-by admit/prefill (the prompt), by every step (emitted tokens) and copied from the parent on a fork
-(then `[Child]` at the child's length).
+`history [S, H]`: prompt lookup and token recycling (H = page-table positions, else 1):
+history[s, p] = the token at position p of the slot's view, valid for p <= length (the fed
+`last_token` sits at `length`). Written by admit/prefill (the prompt), by every step (emitted tokens)
+and copied from the parent on a fork (then `[Child]` at the child's length).
 `table [V, k]`: token recycling only (else [1, 1]): every token's k most recent candidate successors
 (`speculative.token_recycling`), refreshed by every verification forward and kept across requests
 (an engine's reset keeps it).
