@@ -24,6 +24,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from apar_jax.engine.engine import Engine, engine_section
+from apar_jax.engine.setup import build_engine
 from apar_jax.engine.requests import Request
 from apar_jax.bench.timing import best_interleaved, load_with_prompts
 from apar_jax.model import DenseCache, DenseCacheSpec, Transformer
@@ -80,12 +81,12 @@ def bare_loop(model: Transformer, params: Any, prompt: list[int], new_tokens: in
 
 
 def _engine(config: ml_collections.ConfigDict, mode: str, params: Any, tokenizer: Any,
-            **caps) -> Engine:
+            page_size: int, **workload: Any) -> Engine:
+  """An engine of `mode` with `page_size`-token pages, sized for `workload` (`engine.setup`)."""
   config = ml_collections.ConfigDict(config.to_dict())
-  eng = ml_collections.ConfigDict(engine_section(config).to_dict())
-  eng.update(caps)
-  config.engine = eng
-  return Engine(config, mode, params=params, tokenizer=tokenizer)
+  config.engine = ml_collections.ConfigDict(dict(engine_section(config).to_dict(),
+                                                 page_size=page_size))
+  return build_engine(config, mode, params=params, tokenizer=tokenizer, **workload)
 
 
 def main(argv: list[str]) -> None:
@@ -95,15 +96,14 @@ def main(argv: list[str]) -> None:
   tok = runtime.tokenizer
   new = _NEW.value
   page = 16
-  pages_per_slot = -(-(max(map(len, ids)) + max(new, _CONCURRENT_NEW.value)) // page)
+  bare_pages = -(-(len(ids[0]) + new) // page)  # the bare loop's dense cache, in pages
   _log(f'[bench] {config.name}: {jax.device_count()} {jax.default_backend()} device(s); prompt '
        f'{len(ids[0])} tokens, {new} new tokens, best of {_REPEATS.value}')
 
   # 1 + 2. bare loop and batch-1 engine, measured in turn
-  bare = bare_loop(runtime.model, runtime.params, ids[0], new, pages_per_slot * page)
-  eng = _engine(config, 'ar', runtime.params, tok, max_slots=1, max_requests=1, page_size=page,
-                pages_per_slot=pages_per_slot, num_pages=pages_per_slot, max_new_tokens=new,
-                chunk_steps=_CHUNK.value)
+  bare = bare_loop(runtime.model, runtime.params, ids[0], new, bare_pages * page)
+  eng = _engine(config, 'ar', runtime.params, tok, page, max_prompt_len=len(ids[0]),
+                max_new_tokens=new, slots=1, requests=1, chunk_steps=_CHUNK.value)
   eng.warmup()
   req = [Request(token_ids=ids[0], max_new_tokens=new)]
   n = eng.generate(req)[0].num_generated_tokens
@@ -129,9 +129,9 @@ def main(argv: list[str]) -> None:
           for i in range(c)]
   engines, results = {}, {}
   for mode in _MODES.value:
-    engines[mode] = _engine(config, mode, runtime.params, tok, max_slots=c, max_requests=c,
-                            page_size=page, pages_per_slot=pages_per_slot,
-                            num_pages=c * pages_per_slot, max_new_tokens=_CONCURRENT_NEW.value,
+    engines[mode] = _engine(config, mode, runtime.params, tok, page,
+                            max_prompt_len=max(map(len, ids)),
+                            max_new_tokens=_CONCURRENT_NEW.value, slots=c, requests=c,
                             chunk_steps=_CHUNK.value)
     engines[mode].warmup()
   t = best_interleaved({mode: (lambda m=mode: results.__setitem__(m, engines[m].generate(reqs)))
@@ -141,7 +141,7 @@ def main(argv: list[str]) -> None:
     stats = eng.last_stats
     print(f'engine_{mode} concurrent={c}: {tokens / t[mode]:.2f} tokens/s, {tokens} tokens in '
           f'{stats["steps"]} steps, {sum(r.forks for r in results[mode])} forks, peak_kv_pages '
-          f'{stats["peak_kv_pages"]} of {c * pages_per_slot} ({page} tokens/page), '
+          f'{stats["peak_kv_pages"]} of {eng.caps.num_pages} ({page} tokens/page), '
           f'{stats["chunks"]} host syncs')
 
 

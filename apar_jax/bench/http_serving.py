@@ -25,7 +25,7 @@ import ml_collections
 
 from apar_jax import cli_flags
 from apar_jax.bench import flags as bench_flags
-from apar_jax.bench.engines import sized_config
+from apar_jax.engine.setup import sized_config
 from apar_jax.bench.http_load import http_load
 from apar_jax.bench.prompts import load_prompts
 from apar_jax.bench.serving import one_load, poisson_arrivals
@@ -95,7 +95,7 @@ def run_side_by_side(config: ml_collections.ConfigDict, modes: Sequence[str],
   for mode in modes:
     runtime = load_runtime(config_for_mode(config, mode))
     ids = [encode_user_prompt(runtime.tokenizer, p, runtime.config.tokenizer) for p in prompts]
-    sized = sized_config(runtime.config, max_prompt_len=max(map(len, ids)), max_new_tokens=max_new,
+    sized = sized_config(runtime.config, mode, max_prompt_len=max(map(len, ids)), max_new_tokens=max_new,
                          slots=f.SERVING_SLOTS.value, requests=f.SERVING_SLOTS.value,
                          num_pages=f.SERVING_PAGE_BUDGET.value,
                          chunk_steps=f.SERVING_CHUNK_STEPS.value)

@@ -16,7 +16,8 @@ from typing import Any, Optional, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from apar_jax.bench.engines import build_engine, capacities, sized_config
+from apar_jax.bench.engines import capacities
+from apar_jax.engine.setup import build_engine, sized_config
 from apar_jax.bench.models import APAR_AR, BenchModels
 from apar_jax.bench.stats import percentile, ratio, spread
 from apar_jax.engine.requests import ChunkEvent, DoneEvent, Request, TokensEvent
@@ -102,8 +103,9 @@ def run_serving(models: BenchModels, modes: Sequence[str], prompt_ids: Sequence[
     entries[name] = entry
     try:
       t0 = time.perf_counter()
-      engines[name], mode_config = build_engine(runtime, mode, config, **sizing)
-      entry['capacities'] = capacities(mode_config)
+      engines[name] = build_engine(runtime.config, mode, params=runtime.params,
+                                   tokenizer=runtime.tokenizer, mesh=runtime.mesh, **sizing)
+      entry['capacities'] = capacities(engines[name].config)
       engines[name].warmup()
       engines[name].warmup()
       entry['compile_s'] = time.perf_counter() - t0

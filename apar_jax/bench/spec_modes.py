@@ -3,7 +3,7 @@
     python -m apar_jax.bench.spec_modes --config=configs/smollm2_135m.py \
         [--modes=ar,lookup,medusa,hidden_transfer] [--new_tokens=64] [--repeats=2]
 
-One engine per mode (max_slots=1, sized by `fit_engine_config`), every mode compiled first, then the
+One engine per mode (one slot, sized by `engine.setup.sized_config`), every mode compiled first, then the
 modes timed in turn over the same prompts (best of `repeats`). Greedy: each speculative answer is
 checked token-identical to AR. A drafter without a trained checkpoint under `config.speculative` is
 run with untrained params (zero Medusa heads / identity Hidden Transfer maps) and marked
@@ -19,8 +19,7 @@ import ml_collections
 from absl import app, flags
 from ml_collections import config_flags
 
-from apar_jax.engine.cli_api import fit_engine_config
-from apar_jax.engine.engine import Engine
+from apar_jax.engine.setup import build_engine, sized_config
 from apar_jax.engine.requests import Request
 from apar_jax.engine.spec_config import resolve_speculative, speculative_section
 from apar_jax.modes import split_mode
@@ -76,14 +75,13 @@ def main(argv: list[str]) -> None:
   requests = [Request(token_ids=i, max_new_tokens=new) for i in ids]
   engines, notes, results = {}, {}, {}
   for mode in _MODES.value:
-    cfg = fit_engine_config(runtime.config, [len(i) for i in ids], new, mode)
-    cfg.engine.max_slots, cfg.engine.max_requests = 1, 1
-    cfg.engine.chunk_steps = 32
-    setup, notes[mode] = _setup(cfg, mode, runtime.params)  # trees planned for one row
-    if setup is not None and setup.spec.slack:  # room for the verification window
-      cfg = fit_engine_config(cfg, [len(i) for i in ids], new, mode, setup.spec.slack)
+    sizing = dict(max_prompt_len=max(map(len, ids)), max_new_tokens=new, slots=1, requests=1,
+                  chunk_steps=32)
+    setup, notes[mode] = _setup(sized_config(runtime.config, mode, **sizing), mode,
+                                runtime.params)  # trees planned for one row
     t0 = time.perf_counter()
-    engines[mode] = Engine(cfg, mode, params=runtime.params, tokenizer=tok, speculative=setup)
+    engines[mode] = build_engine(runtime.config, mode, params=runtime.params, tokenizer=tok,
+                                 speculative=setup, **sizing)
     engines[mode].generate(requests[:1])  # compile
     if setup and setup.plan:
       notes[mode] += f' planned: {setup.plan[0].describe()}'

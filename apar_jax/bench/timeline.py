@@ -9,7 +9,7 @@ import sys
 from typing import Any, Optional, Sequence
 
 from apar_jax.bench import forky
-from apar_jax.bench.engines import build_engine, sized_config
+from apar_jax.engine.setup import build_engine, sized_config
 from apar_jax.engine.engine import Engine
 from apar_jax.engine.requests import ChunkEvent, DoneEvent, Request, TokensEvent
 
@@ -49,13 +49,14 @@ def apar_timeline(runtime: Any, mode: str, prompt_ids: Sequence[Sequence[int]],
     best = max(range(len(forks_per_prompt)), key=lambda i: forks_per_prompt[i])
     sizing = dict(max_prompt_len=len(prompt_ids[best]), max_new_tokens=max_new_tokens,
                   slots=slots, requests=1)
-    engine, _ = build_engine(runtime, mode, sized_config(runtime.config, **sizing), **sizing)
+    engine = build_engine(runtime.config, mode, params=runtime.params, tokenizer=runtime.tokenizer,
+                          mesh=runtime.mesh, **sizing)
     source = f'{runtime.config.name}, mode {mode}, prompt {best}'
     ids, budget = prompt_ids[best], max_new_tokens
   else:
     print(f'[bench] {mode} forked on no prompt: branch timeline from the tiny forky model',
           file=sys.stderr)
-    config = sized_config(forky.forky_config(), max_prompt_len=len(forky.PROMPT),
+    config = sized_config(forky.forky_config(), 'apar', max_prompt_len=len(forky.PROMPT),
                           max_new_tokens=24, slots=8, requests=1)
     engine = Engine(config, 'apar', params=forky.forky_params(config),
                     control_ids=forky.CONTROL_IDS)

@@ -76,23 +76,18 @@ def resolve_backend(dc: ml_collections.ConfigDict) -> str:
 
 
 def ar_engine(runtime: Any, config: ml_collections.ConfigDict, dc: ml_collections.ConfigDict,
-              max_prompt_len: int = 0) -> Any:
-  """The engine in AR mode over the runtime's weights, `dc.batch_size` requests at once; with
-  `max_prompt_len`, page tables sized for prompts that long plus the answer budget."""
-  from apar_jax.engine.cli_api import fit_engine_config
-  from apar_jax.engine.engine import Engine
+              max_prompt_len: int) -> Any:
+  """The engine in AR mode over the runtime's weights, `dc.batch_size` requests at once (or the
+  config's capacity if larger), page tables sized for prompts of `max_prompt_len` tokens plus the
+  answer budget."""
   from apar_jax.engine.sections import engine_section
-  config = ml_collections.ConfigDict(config.to_dict())
+  from apar_jax.engine.setup import build_engine
   eng = engine_section(config)
   size = int(dc.batch_size)
-  eng.update(max_slots=max(int(eng.max_slots), size), max_requests=max(int(eng.max_requests), size))
-  config.engine = eng
-  if max_prompt_len:
-    config = fit_engine_config(config, [max_prompt_len] * size, int(dc.max_new_tokens), mode='ar')
-    need = size * int(config.engine.pages_per_slot)
-    config.engine.num_pages = max(int(config.engine.num_pages), need)
-  return Engine(config, mode='ar', params=runtime.params, tokenizer=runtime.tokenizer,
-                mesh=runtime.mesh)
+  return build_engine(config, 'ar', params=runtime.params, tokenizer=runtime.tokenizer,
+                      mesh=runtime.mesh, max_prompt_len=max_prompt_len,
+                      max_new_tokens=int(dc.max_new_tokens), slots=max(int(eng.max_slots), size),
+                      requests=max(int(eng.max_requests), size))
 
 
 def dense_answerer(runtime: Any, dc: ml_collections.ConfigDict) -> Callable[..., list[list[int]]]:

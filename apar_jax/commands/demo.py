@@ -18,7 +18,7 @@ import ml_collections
 
 from apar_jax import cli_flags
 from apar_jax.engine import DoneEvent, Request, Result, TokensEvent
-from apar_jax.engine.cli_api import sized_engine
+from apar_jax.engine.setup import engine_for
 from apar_jax.engine.stable_text import AnswerText
 from apar_jax.mode_weights import config_for_mode
 from apar_jax.modes import SPEC_MODES, is_apar_mode
@@ -62,8 +62,9 @@ def answer(runtime: Runtime, mode: str, ids: list[int],
            write: Callable[[str], None]) -> Answer:
   """Compiles `mode`'s engine on a throwaway request, then decodes `ids`, streaming its text."""
   t0 = time.perf_counter()
-  slots = {'max_slots': APAR_SLOTS} if is_apar_mode(mode) else {}
-  engine = sized_engine(runtime, mode, [len(ids)], MAX_NEW_TOKENS, max_requests=1, **slots)
+  slots = APAR_SLOTS if is_apar_mode(mode) else 1
+  engine = engine_for(runtime, mode, max_prompt_len=len(ids), max_new_tokens=MAX_NEW_TOKENS,
+                      slots=slots, requests=1)
   engine.warmup()
   compile_s = time.perf_counter() - t0
   ctl = engine.ids

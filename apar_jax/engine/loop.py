@@ -19,24 +19,21 @@ import ml_collections
 from apar_jax.engine import data_shards, prefill, row_buckets, spec_state
 from apar_jax.engine.cancel import cancel_requests
 from apar_jax.engine.spec_config import SpecConfig
-from apar_jax.engine.spec_step import SpecStepConfig, spec_step
 from apar_jax.engine.state import DONE, FREE, Capacities, EngineState, is_active, reset_state
-from apar_jax.engine.step import StepConfig, decode_step
+from apar_jax.engine.step import decode_step
+from apar_jax.engine.step_config import StepConfig
 from apar_jax.engine.step_hints import StepHints, loop_flags
 from apar_jax.engine.token_choice import ControlIds
 from apar_jax.model import build_model
 
 
-def step_fn(cfg: StepConfig | SpecStepConfig, rows: Optional[int] = None
+def step_fn(cfg: StepConfig, rows: Optional[int] = None
             ) -> Callable[[Any, EngineState, StepHints], EngineState]:
   """One shard's decode step (speculative modes: params = (base params, drafter params)), its
   forward on `rows` rows (`row_buckets`; None = every slot). A shard with no unfinished branch is
   left as it was (its step counter included). `hints`: shared by all shards (`step_hints.loop_flags`)."""
   def step(params: Any, state: EngineState, hints: StepHints) -> EngineState:
-    if isinstance(cfg, SpecStepConfig):
-      new = spec_step(params[0], params[1], state, cfg, hints, rows)
-    else:
-      new = decode_step(params, state, cfg, hints, rows)
+    new = decode_step(params, state, cfg, hints, rows)
     return new.replace(steps=jnp.where(jnp.any(is_active(state.slots.status)), new.steps,
                                        state.steps))
   return step
@@ -140,11 +137,11 @@ def compiled_functions(model_cfg: ml_collections.FrozenConfigDict, caps: Capacit
   cfg = StepConfig(model, caps, ids, apar, attention_impl)
   history = spec is not None and spec_state.uses_history(spec)
   base_params = (lambda p: p[0]) if spec is not None else (lambda p: p)  # noqa: E731
-  def step_cfg(rows: int, draft: bool) -> StepConfig | SpecStepConfig:
+  def step_cfg(rows: int, draft: bool) -> StepConfig:
     if spec is None:
       return cfg
     bucket = spec.for_rows(rows)  # the bucket's tree, or the root alone while drafting is off
-    return SpecStepConfig(cfg, bucket if draft else bucket.without_draft())
+    return dataclasses.replace(cfg, spec=bucket if draft else bucket.without_draft())
 
   def adm(state, active, slot, request, prompt_len, last_token, *args):
     new = prefill.admit(state, slot, request, prompt_len, last_token, *args, caps=caps)

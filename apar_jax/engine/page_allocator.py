@@ -2,7 +2,7 @@
 
 Pool level: `allocate` pops pages for the rows that want one (a cumsum gives each row its place on
 the stack), `release` drops references and pushes pages whose count reaches zero. Slot level: `grow`
-gives slots at a page boundary their next page, `share_prefix` makes a child reference its parent's
+gives slots the pages of their next positions, `share_prefix` makes a child reference its parent's
 pages, `unshare_last` swaps a child's shared partial page for a fresh one (copy on write),
 `release_slots` drops a finished slot's pages. No Python branching on values: everything is masked,
 so it runs inside `jax.lax.while_loop`.
@@ -11,7 +11,7 @@ so it runs inside `jax.lax.while_loop`.
 import jax
 import jax.numpy as jnp
 
-from apar_jax.engine.state import PagePool, Slots
+from apar_jax.engine.state import PagePool, Slots, pages_for
 
 
 def allocate(pool: PagePool, want: jax.Array, owner: jax.Array,
@@ -55,15 +55,21 @@ def pages_in_use(pool: PagePool) -> jax.Array:
   return pool.refcount.shape[0] - pool.num_free
 
 
-def grow(pool: PagePool, slots: Slots, active: jax.Array, page_size: int,
+def grow(pool: PagePool, slots: Slots, active: jax.Array, q: int, page_size: int,
          sink: int) -> tuple[PagePool, Slots]:
-  """Gives each `active [S]` slot whose next position starts a page a new page for it."""
+  """Gives every `active [S]` slot the pages covering its next `q` positions (`length .. length +
+  q - 1`): 1 for AR and APAR, a verification window for a speculative step. Pages a slot already
+  holds past `length` (an earlier window's) count, so no slot is given more than it needs.
+  """
   s, width = slots.page_table.shape
-  need = active & (slots.length % page_size == 0) & (slots.num_pages < width)
-  pool, pages = allocate(pool, need, slots.request, sink)
-  col = jnp.where(need, slots.num_pages, width)  # out of bounds = dropped
-  table = slots.page_table.at[jnp.arange(s), col].set(pages, mode='drop')
-  return pool, slots.replace(page_table=table, num_pages=slots.num_pages + need)
+  target = pages_for(slots.length + q, page_size)  # [S]
+  for _ in range(-(-q // page_size)):  # pages_for(a + q) - pages_for(a) <= ceil(q / page_size)
+    want = active & (slots.num_pages < target) & (slots.num_pages < width)
+    pool, pages = allocate(pool, want, slots.request, sink)
+    col = jnp.where(want, slots.num_pages, width)  # out of bounds = dropped
+    slots = slots.replace(page_table=slots.page_table.at[jnp.arange(s), col].set(pages, mode='drop'),
+                          num_pages=slots.num_pages + want)
+  return pool, slots
 
 
 def share_prefix(pool: PagePool, slots: Slots, spawn: jax.Array) -> tuple[PagePool, Slots]:

@@ -46,6 +46,19 @@ def test_allocate_more_than_free_gives_sink():
   assert np.sum(np.asarray(pages) == SINK) == 3
 
 
+def test_grow_gives_a_window_and_never_more_than_the_next_positions_need():
+  pool, slots = _admit(*_empty(), 0, 6)  # 6 positions: 2 pages
+  active = jnp.arange(S) == 0
+  pool, slots = page_allocator.grow(pool, slots, active, 5, PS, SINK)  # positions 6 .. 10
+  assert int(slots.num_pages[0]) == 3 and int(pool.num_free) == P - 3
+  slots = slots.replace(length=slots.length.at[0].set(8))  # two tokens kept: a page boundary
+  pool, slots = page_allocator.grow(pool, slots, active, 1, PS, SINK)  # position 8: has its page
+  assert int(slots.num_pages[0]) == 3 and int(pool.num_free) == P - 3
+  slots = slots.replace(length=slots.length.at[0].set(12))
+  pool, slots = page_allocator.grow(pool, slots, active, 1, PS, SINK)
+  assert int(slots.num_pages[0]) == 4 and int(slots.page_table[0, 3]) != SINK
+
+
 # ---- jitted slot-level operations (one compile each) --------------------------------------------
 @jax.jit
 def _admit(pool, slots, slot, length):
@@ -61,7 +74,7 @@ def _admit(pool, slots, slot, length):
 @jax.jit
 def _grow(pool, slots, slot):
   active = jnp.arange(S) == slot
-  pool, slots = page_allocator.grow(pool, slots, active, PS, SINK)
+  pool, slots = page_allocator.grow(pool, slots, active, 1, PS, SINK)
   return pool, slots.replace(length=slots.length + active)
 
 
