@@ -1,11 +1,12 @@
 """Decoding modes, named once: `ar`, `apar`, a drafter alone (`lookup`, `medusa`, `hidden_transfer`,
-`token_recycling`) or APAR with a drafter (`apar_<drafter>`). `Mode.parse` reads a name into what the rest of the stack
-asks of it (does it fork, which drafter)."""
+`token_recycling`) or APAR with a drafter (`apar_<drafter>`). `Mode.parse` reads a name into what the
+rest of the stack asks of it (does it fork, which drafter)."""
 
 import dataclasses
 from typing import Optional
 
 DRAFTERS = ('lookup', 'medusa', 'hidden_transfer', 'token_recycling')
+CHECKPOINT_DRAFTERS = ('medusa', 'hidden_transfer')  # trained: their params come from a checkpoint
 SPEC_MODES = DRAFTERS + tuple(f'apar_{d}' for d in DRAFTERS)  # the modes with a drafter
 MODES = ('ar', 'apar') + SPEC_MODES
 

@@ -61,7 +61,7 @@ def base_cache_key(config, request, max_new_tokens: int) -> str:
 def base_records(runtime, config, requests, prompt_ids, max_new_tokens: int, cache_path: str,
                  batch: int) -> list[dict]:
   """The base model's greedy AR records for `requests`, decoding only those the cache lacks."""
-  from apar_jax.engine.cli_api import generate_records
+  from apar_jax.engine.host.cli_api import generate_records
   keys = [base_cache_key(config, r, max_new_tokens) for r in requests]
   cached = {}
   if os.path.exists(cache_path):
@@ -103,7 +103,7 @@ def main(argv) -> None:
   from apar_jax.bench.apar_eval_plot import plot_eval
   from apar_jax.bench.apar_eval_report import answer_row, report, summarise
   from apar_jax.bench.eval_requests import heldout_requests, read_prompts_file
-  from apar_jax.engine.cli_api import generate_records
+  from apar_jax.engine.host.cli_api import generate_records
   from apar_jax.runtime import load_runtime
   from apar_jax.tokenization import encode_user_prompt
   from apar_jax.training.base_model import without_adapter

@@ -23,9 +23,9 @@ import ml_collections
 from absl import app, flags
 from ml_collections import config_flags
 
-from apar_jax.engine.engine import Engine, engine_section
-from apar_jax.engine.setup import build_engine
-from apar_jax.engine.requests import Request
+from apar_jax.engine.host.engine import Engine, engine_section
+from apar_jax.engine.setup.build import build_engine
+from apar_jax.engine.host.requests import Request
 from apar_jax.bench.timing import best_interleaved, load_with_prompts
 from apar_jax.model import DenseCache, DenseCacheSpec, Transformer
 

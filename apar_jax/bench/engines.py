@@ -12,9 +12,9 @@ from typing import Any, Optional, Sequence
 import ml_collections
 
 from apar_jax.bench.contender import Sample
-from apar_jax.engine.engine import Engine
-from apar_jax.engine.requests import Request
-from apar_jax.engine.setup import build_engine
+from apar_jax.engine.host.engine import Engine
+from apar_jax.engine.host.requests import Request
+from apar_jax.engine.setup.build import build_engine
 
 
 def capacities(config: ml_collections.ConfigDict) -> dict[str, int]:

@@ -16,7 +16,7 @@ import ml_collections
 import numpy as np
 
 from apar_jax.defaults import presets
-from apar_jax.engine.token_choice import ControlIds
+from apar_jax.engine.device.token_choice import ControlIds
 from apar_jax.model import CausalSpec, build_model
 
 VOCAB = 64

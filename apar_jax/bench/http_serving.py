@@ -25,7 +25,7 @@ import ml_collections
 
 from apar_jax import cli_flags
 from apar_jax.bench import flags as bench_flags
-from apar_jax.engine.setup import sized_config
+from apar_jax.engine.setup.build import sized_config
 from apar_jax.bench.http_load import http_load
 from apar_jax.bench.prompts import load_prompts
 from apar_jax.bench.serving import one_load, poisson_arrivals

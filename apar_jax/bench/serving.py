@@ -17,10 +17,10 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from apar_jax.bench.engines import capacities
-from apar_jax.engine.setup import build_engine, sized_config
+from apar_jax.engine.setup.build import build_engine, sized_config
 from apar_jax.bench.models import APAR_AR, BenchModels
 from apar_jax.bench.stats import percentile, ratio, spread
-from apar_jax.engine.requests import ChunkEvent, DoneEvent, Request, TokensEvent
+from apar_jax.engine.host.requests import ChunkEvent, DoneEvent, Request, TokensEvent
 from apar_jax.modes import is_apar_mode
 
 SERVING_FIELDS = ('mode', 'status', 'reason', 'compile_s', 'capacities', 'requests', 'completed',

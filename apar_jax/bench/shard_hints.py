@@ -5,7 +5,7 @@
 With D > 1 data shards the engine's step runs under a `vmap`; a `lax.cond` whose predicate differs per
 shard becomes a select that computes both branches (greedy decoding would run the sampler's sort over
 the vocabulary every step). The engine decides "does any branch sample?" once for all shards
-(`engine/step_hints.py`). This command builds the same engine twice, with the hints and with each
+(`engine/device/step_hints.py`). This command builds the same engine twice, with the hints and with each
 shard deciding alone (the program before them), checks both give the same tokens, and prints the
 decode time of each, measured in turn (best of `--repeats`). Without an accelerator it fakes `--data`
 CPU devices, which share the machine's cores: compare the two rows with each other only.
@@ -40,21 +40,21 @@ def _fake_devices(count: int) -> None:
 
 def _engines(config, mode, runtime):
   """(with hints, each shard alone): two engines of one mode on the same params."""
-  from apar_jax.engine import loop
-  from apar_jax.engine.engine import Engine
-  hinted = Engine(config, mode, params=runtime.params, tokenizer=runtime.tokenizer,
-                  mesh=runtime.mesh)
+  from apar_jax.engine.device import loop
+  from apar_jax.engine.setup.build import build_engine
+  build = lambda: build_engine(config, mode, params=runtime.params,  # noqa: E731
+                               tokenizer=runtime.tokenizer, mesh=runtime.mesh)
+  hinted = build()
   shared_step_fn = loop.step_fn
 
-  def alone_step_fn(cfg):
-    step = shared_step_fn(cfg)
+  def alone_step_fn(cfg, rows=None):
+    step = shared_step_fn(cfg, rows)
     return lambda params, state, hints: step(params, state, None)  # per-shard predicates
 
   loop.step_fn = alone_step_fn
   loop.compiled_functions.cache_clear()
   try:
-    alone = Engine(config, mode, params=runtime.params, tokenizer=runtime.tokenizer,
-                   mesh=runtime.mesh)
+    alone = build()
   finally:
     loop.step_fn = shared_step_fn
     loop.compiled_functions.cache_clear()
@@ -65,7 +65,7 @@ def main(argv: list[str]) -> None:
   del argv
   import jax
 
-  from apar_jax.engine.requests import Request
+  from apar_jax.engine.host.requests import Request
   from apar_jax.bench.timing import best_interleaved, load_with_prompts
   config = _CONFIG.value
   if config is None:

@@ -19,9 +19,9 @@ import ml_collections
 from absl import app, flags
 from ml_collections import config_flags
 
-from apar_jax.engine.setup import build_engine, sized_config
-from apar_jax.engine.requests import Request
-from apar_jax.engine.spec_config import resolve_speculative, speculative_section
+from apar_jax.engine.setup.build import build_engine, sized_config
+from apar_jax.engine.host.requests import Request
+from apar_jax.engine.setup.speculative import resolve_speculative, speculative_section
 from apar_jax.modes import split_mode
 from apar_jax.bench.timing import best_interleaved, load_with_prompts
 

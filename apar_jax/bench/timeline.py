@@ -9,9 +9,9 @@ import sys
 from typing import Any, Optional, Sequence
 
 from apar_jax.bench import forky
-from apar_jax.engine.setup import build_engine, sized_config
-from apar_jax.engine.engine import Engine
-from apar_jax.engine.requests import ChunkEvent, DoneEvent, Request, TokensEvent
+from apar_jax.engine.setup.build import build_engine, sized_config
+from apar_jax.engine.host.engine import Engine
+from apar_jax.engine.host.requests import ChunkEvent, DoneEvent, Request, TokensEvent
 
 
 def record_timeline(engine: Engine, prompt_ids: Sequence[int],

@@ -54,7 +54,7 @@ def base_runtime(config: ml_collections.ConfigDict) -> Any:
 
 def _engine_available() -> bool:
   try:
-    from apar_jax.engine.engine import Engine  # noqa: F401
+    from apar_jax.engine.host.engine import Engine  # noqa: F401
   except ImportError:
     return False
   return True
@@ -80,8 +80,8 @@ def ar_engine(runtime: Any, config: ml_collections.ConfigDict, dc: ml_collection
   """The engine in AR mode over the runtime's weights, `dc.batch_size` requests at once (or the
   config's capacity if larger), page tables sized for prompts of `max_prompt_len` tokens plus the
   answer budget."""
-  from apar_jax.engine.sections import engine_section
-  from apar_jax.engine.setup import build_engine
+  from apar_jax.engine.setup.sections import engine_section
+  from apar_jax.engine.setup.build import build_engine
   eng = engine_section(config)
   size = int(dc.batch_size)
   return build_engine(config, 'ar', params=runtime.params, tokenizer=runtime.tokenizer,
@@ -153,8 +153,8 @@ def answer_stream(runtime: Any, config: ml_collections.ConfigDict, dc: ml_collec
         yield job, _answered(tok, job.prompt, prompt_ids(job), out)
     return
 
-  from apar_jax.engine.request_feed import LiveFeed
-  from apar_jax.engine.requests import DoneEvent, Request, TokensEvent
+  from apar_jax.engine.host.request_feed import LiveFeed
+  from apar_jax.engine.host.requests import DoneEvent, Request, TokensEvent
   engine = ar_engine(runtime, config, dc, longest)  # retries ask the same prompts again
   window = 2 * int(dc.batch_size)  # requests waiting for a slot
   feed = LiveFeed(max_waiting=window)

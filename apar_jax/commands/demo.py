@@ -18,8 +18,8 @@ import ml_collections
 
 from apar_jax import cli_flags
 from apar_jax.engine import DoneEvent, Request, Result, TokensEvent
-from apar_jax.engine.setup import engine_for
-from apar_jax.engine.stable_text import AnswerText
+from apar_jax.engine.setup.build import engine_for
+from apar_jax.engine.host.stable_text import AnswerText
 from apar_jax.mode_weights import config_for_mode
 from apar_jax.modes import SPEC_MODES, is_apar_mode
 from apar_jax.runtime import Runtime, load_runtime

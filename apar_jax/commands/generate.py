@@ -77,7 +77,7 @@ def generate_on_engine(runtime: Runtime, mode: str, prompts: list[str], max_new:
                        sampling: SamplingParams, stream: bool,
                        repeats: RepeatSettings = RepeatSettings()) -> list[dict[str, Any]]:
   """Decodes every prompt on the engine (continuous batching); streams a single AR answer."""
-  from apar_jax.engine.cli_api import generate_records
+  from apar_jax.engine.host.cli_api import generate_records
   cfg = runtime.config
   tok = runtime.tokenizer
   ids = [encode_user_prompt(tok, p, cfg.tokenizer, raw=cli_flags.RAW_PROMPT.value)

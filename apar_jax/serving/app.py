@@ -24,8 +24,8 @@ import prometheus_client
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from apar_jax.engine import Request
-from apar_jax.engine.request_feed import QueueFull
-from apar_jax.engine.requests import CapacityError
+from apar_jax.engine.host.request_feed import QueueFull
+from apar_jax.engine.host.requests import CapacityError
 from apar_jax.serving import errors
 from apar_jax.serving.errors import APIError
 from apar_jax.serving.schemas import (ChatCompletionRequest, CompletionRequest, DecodingStats,

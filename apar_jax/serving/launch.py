@@ -42,8 +42,7 @@ def build_server(config: ml_collections.ConfigDict, mode: str, *, max_waiting: i
   for this mode) nothing is loaded and `config` only sizes the engine and names the model. The
   worker is not started."""
   import jax
-  from apar_jax.engine import Engine
-  from apar_jax.engine.spec_config import resolve_speculative
+  from apar_jax.engine.setup.build import build_engine
   from apar_jax.mode_weights import config_for_mode
   from apar_jax.runtime import load_runtime
   if jax.process_count() > 1:
@@ -51,9 +50,8 @@ def build_server(config: ml_collections.ConfigDict, mode: str, *, max_waiting: i
   if runtime is None:
     runtime = load_runtime(config_for_mode(config, mode))
     config = runtime.config
-  speculative = resolve_speculative(config, mode, runtime.params)
-  engine = Engine(config, mode, params=runtime.params, tokenizer=runtime.tokenizer,
-                  mesh=runtime.mesh, speculative=speculative)
+  engine = build_engine(config, mode, params=runtime.params, tokenizer=runtime.tokenizer,
+                        mesh=runtime.mesh)
   worker = EngineWorker(engine, max_waiting)
   settings = settings_from_config(config, mode)
   return Server(create_app(worker, settings), worker, settings)

@@ -11,7 +11,7 @@ import dataclasses
 from typing import Any, AsyncIterator, Sequence, Union
 
 from apar_jax.engine import DoneEvent, Result, TokensEvent
-from apar_jax.engine.stable_text import AnswerText
+from apar_jax.engine.host.stable_text import AnswerText
 from apar_jax.serving.worker import EngineFailed, EngineWorker
 
 

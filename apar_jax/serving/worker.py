@@ -20,7 +20,7 @@ import traceback
 from typing import Any, Callable, Optional
 
 from apar_jax.engine import ChunkEvent, DoneEvent, Engine, Request, TokensEvent
-from apar_jax.engine.request_feed import LiveFeed
+from apar_jax.engine.host.request_feed import LiveFeed
 from apar_jax.serving.metrics import ServerMetrics
 
 

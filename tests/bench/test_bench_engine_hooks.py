@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from apar_jax.bench import forky
-from apar_jax.engine.setup import sized_config
+from apar_jax.engine.setup.build import sized_config
 from apar_jax.engine import ChunkEvent, DoneEvent, Engine, Request
 
 

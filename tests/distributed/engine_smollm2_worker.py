@@ -21,8 +21,8 @@ ARGS = worker_init.start()  # joins the job (worker role) before jax touches a b
 
 import jax  # noqa: E402
 
-from apar_jax.engine.cli_api import generate_records  # noqa: E402
-from apar_jax.engine.engine import engine_section  # noqa: E402
+from apar_jax.engine.host.cli_api import generate_records  # noqa: E402
+from apar_jax.engine.host.engine import engine_section  # noqa: E402
 from apar_jax.runtime import load_runtime  # noqa: E402
 from apar_jax.tokenization import encode_chat  # noqa: E402
 from conftest import load_config  # noqa: E402

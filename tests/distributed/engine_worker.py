@@ -29,7 +29,7 @@ import ml_collections  # noqa: E402
 
 from apar_jax import distributed, sharding  # noqa: E402
 from apar_jax.engine import Engine, Request, tree_signature  # noqa: E402
-from apar_jax.engine.cli_api import generate_records  # noqa: E402
+from apar_jax.engine.host.cli_api import generate_records  # noqa: E402
 from apar_jax.model import CausalSpec, build_model  # noqa: E402
 from apar_jax.runtime import Runtime  # noqa: E402
 from tiny_model import FORKY, IDS, FakeTokenizer, tiny_config, tiny_params  # noqa: E402

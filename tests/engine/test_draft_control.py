@@ -4,8 +4,8 @@ drafter keeps less than planned stops drafting yet stays token-identical to AR."
 import pytest
 
 from apar_jax.engine import Engine, Request, tree_signature
-from apar_jax.engine.draft_control import DraftControl
-from apar_jax.engine.tree_plan import BucketChoice
+from apar_jax.engine.host.draft_control import DraftControl
+from apar_jax.engine.setup.tree_plan import BucketChoice
 from apar_jax.speculative import step_cost
 from apar_jax.speculative.medusa import init_medusa
 from apar_jax.speculative.step_cost import StepCosts

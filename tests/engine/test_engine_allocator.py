@@ -7,8 +7,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from apar_jax.engine import page_allocator
-from apar_jax.engine.state import FREE, LIVE, Capacities, pages_for, reset_state
+from apar_jax.engine.device import page_allocator
+from apar_jax.engine.device.state import FREE, LIVE, Capacities, pages_for, reset_state
 
 CAPS = Capacities(max_slots=6, num_pages=20, page_size=4, pages_per_slot=8, max_requests=2,
                   max_new_tokens=8, chunk_steps=4, prefill_chunk=4, max_live_branches=8,

@@ -4,7 +4,7 @@ checked against the steps at which a one-step-per-chunk stream delivered each br
 import pytest
 
 from apar_jax.engine import Engine, Request
-from apar_jax.engine.requests import ChunkEvent, DoneEvent, TokensEvent
+from apar_jax.engine.host.requests import ChunkEvent, DoneEvent, TokensEvent
 from tiny_model import IDS, FakeTokenizer, tiny_config
 
 PROMPTS = [[1, 2, 3, 4, 5], [33], list(range(40, 60)), [9, 8, 7, 6, 5, 4, 3, 2, 1, 10, 12, 14]]

@@ -3,7 +3,7 @@
 import json
 import types
 
-from apar_jax.engine.cli_api import generate_records
+from apar_jax.engine.host.cli_api import generate_records
 from tiny_model import FakeTokenizer, tiny_config
 
 CLI_FIELDS = {'prompt', 'mode', 'text', 'token_ids', 'num_generated_tokens', 'decode_steps',

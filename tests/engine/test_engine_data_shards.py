@@ -180,7 +180,7 @@ SCRIPT = textwrap.dedent(r'''
     # A request cancelled mid-answer (live feed) on four shards: its shard's pages all come back,
     # the other requests decode as before.
     from apar_jax.engine import DoneEvent
-    from apar_jax.engine.request_feed import LiveFeed
+    from apar_jax.engine.host.request_feed import LiveFeed
     greedy = [Request(token_ids=p, max_new_tokens=12) for p in PROMPTS]
     expected = engine('apar', params).generate(greedy)
     victim = max(range(len(PROMPTS)), key=lambda i: expected[i].forks)

@@ -5,7 +5,7 @@ speculative windows) frees every page and leaves the others untouched."""
 import pytest
 
 from apar_jax.engine import DoneEvent, Engine, Request, TokensEvent, tree_signature
-from apar_jax.engine.request_feed import LiveFeed, QueueFull
+from apar_jax.engine.host.request_feed import LiveFeed, QueueFull
 from test_engine_speculative import make_engine
 from tiny_model import IDS, FakeTokenizer, tiny_config
 

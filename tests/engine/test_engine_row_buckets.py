@@ -6,7 +6,7 @@ wider bucket ends the chunk early; one compile per bucket, all of them in `warmu
 import pytest
 
 from apar_jax.engine import Engine, Request, tree_signature
-from apar_jax.engine.row_buckets import bucket_for, buckets
+from apar_jax.engine.device.row_buckets import bucket_for, buckets
 from test_engine_speculative import make_engine
 from tiny_model import IDS, FakeTokenizer, tiny_config
 

@@ -3,8 +3,8 @@
 import pytest
 
 from apar_jax.engine import Request
-from apar_jax.engine import setup
-from apar_jax.engine.state import pages_for
+from apar_jax.engine.setup import build as setup
+from apar_jax.engine.device.state import pages_for
 from tiny_model import IDS, tiny_config, tiny_params
 
 

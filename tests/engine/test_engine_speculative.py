@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from apar_jax.engine import Engine, Request, tree_signature
+from apar_jax.engine.setup.build import build_engine
 from apar_jax.modes import split_mode
 from apar_jax.speculative import DrafterMismatchError, TreeError, save_drafter
 from apar_jax.speculative.hidden_transfer import init_hidden_transfer
@@ -147,9 +148,11 @@ def test_drafter_checkpoint_for_another_model(tmp_path, tiny):
   cfg = tiny_config()
   cfg.speculative = dict(medusa_path=path, tree='chain')
   with pytest.raises(DrafterMismatchError, match='another base model'):
-    Engine(cfg, 'medusa', params=params, control_ids=IDS, tokenizer=FakeTokenizer())
+    build_engine(cfg, 'medusa', params=params, control_ids=IDS)
   # The same checkpoint on its own base model loads.
-  Engine(cfg, 'medusa', params=other, control_ids=IDS, tokenizer=FakeTokenizer())
+  build_engine(cfg, 'medusa', params=other, control_ids=IDS)
+  with pytest.raises(ValueError, match='build_engine'):  # the Engine itself loads nothing
+    Engine(cfg, 'medusa', params=other, control_ids=IDS, tokenizer=FakeTokenizer())
 
 
 def test_missing_checkpoint_says_how_to_train_one(tiny, tmp_path):
@@ -157,7 +160,7 @@ def test_missing_checkpoint_says_how_to_train_one(tiny, tmp_path):
   cfg = tiny_config()
   cfg.speculative = dict(hidden_transfer_path=str(tmp_path / 'nothing'))
   with pytest.raises(FileNotFoundError, match='train_drafter'):
-    Engine(cfg, 'hidden_transfer', params=params, control_ids=IDS, tokenizer=FakeTokenizer())
+    build_engine(cfg, 'hidden_transfer', params=params, control_ids=IDS)
 
 
 def test_tree_deeper_than_the_draft(tiny):
@@ -190,7 +193,7 @@ def test_unknown_mode_and_acceptance(tiny):
 def test_cli_records_fill_mean_accepted_tokens(tiny, forky_params):
   import types
 
-  from apar_jax.engine.cli_api import generate_records
+  from apar_jax.engine.host.cli_api import generate_records
   config, _ = tiny
   config = tiny_config()
   config.speculative = SPEC['lookup']

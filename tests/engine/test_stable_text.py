@@ -5,7 +5,7 @@ stop sequences cut it exactly where a plain `str.find` on the final text does.""
 import pytest
 
 from apar_jax.engine import DoneEvent, Engine, Request, TokensEvent
-from apar_jax.engine.stable_text import AnswerText, stable_ids
+from apar_jax.engine.host.stable_text import AnswerText, stable_ids
 from tiny_model import CHILD, EOS, FORK, IDS, FakeTokenizer, tiny_config
 
 PROMPTS = [[1, 2, 3, 4, 5], [33], list(range(40, 60)), [9, 8, 7, 6, 5, 4, 3, 2, 1, 10, 12, 14]]
@@ -40,7 +40,7 @@ def test_pieces_add_up_to_the_final_text_and_never_change(forky_params):
 
 
 def test_child_not_visible_yet_holds_the_text_back():
-  from apar_jax.engine.stable_text import _Branch
+  from apar_jax.engine.host.stable_text import _Branch
   # Root wrote a, [Fork], b; its child is not reported yet: only `a` is final.
   branches = {0: _Branch(-1, -1, [5, FORK, 6])}
   assert stable_ids(branches, FORK, CHILD, frozenset({EOS})) == [5]

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from apar_jax.engine import Engine, Request, tree_plan
-from apar_jax.engine.spec_config import SpecConfig
+from apar_jax.engine.device.spec_config import SpecConfig
 from apar_jax.speculative import step_cost
 from apar_jax.speculative.drafter import Drafter
 from apar_jax.speculative.medusa import init_medusa

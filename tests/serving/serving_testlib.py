@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from apar_jax.defaults import presets
-from apar_jax.engine.cli_api import generate_records
+from apar_jax.engine.host.cli_api import generate_records
 from apar_jax.model import build_model
 from apar_jax.runtime import Runtime, load_model_params, load_tokenizer_from_config
 from apar_jax.serving.launch import ServerThread, build_server

@@ -11,7 +11,7 @@ import sys
 import openai
 import pytest
 
-from apar_jax.engine.cli_api import generate_records
+from apar_jax.engine.host.cli_api import generate_records
 from serving_testlib import PROMPTS, chat_ids, tiny_runtime
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

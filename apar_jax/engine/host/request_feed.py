@@ -11,7 +11,7 @@ import threading
 import time
 from typing import Iterable, Optional, Protocol
 
-from apar_jax.engine.requests import PreparedRequest
+from apar_jax.engine.host.requests import PreparedRequest
 
 
 class QueueFull(RuntimeError):

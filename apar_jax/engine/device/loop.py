@@ -16,14 +16,14 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from apar_jax.engine import data_shards, prefill, row_buckets, spec_state
-from apar_jax.engine.cancel import cancel_requests
-from apar_jax.engine.spec_config import SpecConfig
-from apar_jax.engine.state import DONE, FREE, Capacities, EngineState, is_active, reset_state
-from apar_jax.engine.step import decode_step
-from apar_jax.engine.step_config import StepConfig
-from apar_jax.engine.step_hints import StepHints, loop_flags
-from apar_jax.engine.token_choice import ControlIds
+from apar_jax.engine.device import data_shards, prefill, row_buckets, spec_state
+from apar_jax.engine.device.cancel import cancel_requests
+from apar_jax.engine.device.spec_config import SpecConfig
+from apar_jax.engine.device.state import DONE, FREE, Capacities, EngineState, is_active, reset_state
+from apar_jax.engine.device.step import decode_step
+from apar_jax.engine.device.step_config import StepConfig
+from apar_jax.engine.device.step_hints import StepHints, loop_flags
+from apar_jax.engine.device.token_choice import ControlIds
 from apar_jax.model import build_model
 
 

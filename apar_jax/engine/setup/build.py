@@ -17,11 +17,11 @@ from typing import Any, Optional
 import ml_collections
 
 from apar_jax import distributed
-from apar_jax.engine.engine import Engine
-from apar_jax.engine.sections import engine_section
-from apar_jax.engine.spec_config import SpeculativeSetup, resolve_speculative
-from apar_jax.engine.state import pages_for
-from apar_jax.engine.token_choice import ControlIds
+from apar_jax.engine.host.engine import Engine
+from apar_jax.engine.setup.sections import engine_section
+from apar_jax.engine.setup.speculative import SpeculativeSetup, resolve_speculative
+from apar_jax.engine.device.state import pages_for
+from apar_jax.engine.device.token_choice import ControlIds
 from apar_jax.modes import Mode
 
 

@@ -12,8 +12,8 @@ from typing import Optional, Sequence
 import jax
 import jax.numpy as jnp
 
-from apar_jax.engine.state import Requests, Slots
-from apar_jax.engine.step_hints import StepHints
+from apar_jax.engine.device.state import Requests, Slots
+from apar_jax.engine.device.step_hints import StepHints
 from apar_jax.repeat_penalty import penalize_repeats
 from apar_jax.sampling import sample_logits
 

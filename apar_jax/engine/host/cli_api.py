@@ -17,9 +17,9 @@ from typing import Any, Callable, Optional, Sequence
 from tqdm import tqdm
 
 from apar_jax import distributed
-from apar_jax.engine.requests import DoneEvent, Request, TokensEvent
-from apar_jax.engine.sections import engine_section
-from apar_jax.engine.setup import engine_for
+from apar_jax.engine.host.requests import DoneEvent, Request, TokensEvent
+from apar_jax.engine.setup.sections import engine_section
+from apar_jax.engine.setup.build import engine_for
 
 
 def generate_records(runtime: Any, mode: str, prompts: Sequence[str],

@@ -17,8 +17,8 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
-from apar_jax.engine.spec_config import SpecConfig
-from apar_jax.engine.state import Capacities, Slots
+from apar_jax.engine.device.spec_config import SpecConfig
+from apar_jax.engine.device.state import Capacities, Slots
 from apar_jax.speculative import prompt_lookup, token_recycling
 
 

@@ -20,16 +20,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from apar_jax.engine import row_buckets
-from apar_jax.engine.draft_control import DraftControl
-from apar_jax.engine.loop import EngineFunctions
-from apar_jax.engine.request_feed import RequestFeed
-from apar_jax.engine.requests import (ChunkEvent, DoneEvent, PreparedRequest, Result,
+from apar_jax.engine.device import row_buckets
+from apar_jax.engine.host.draft_control import DraftControl
+from apar_jax.engine.device.loop import EngineFunctions
+from apar_jax.engine.host.request_feed import RequestFeed
+from apar_jax.engine.host.requests import (ChunkEvent, DoneEvent, PreparedRequest, Result,
                                       TokensEvent)
-from apar_jax.engine.state import (COPYING, DONE, FREE, LIVE, PENDING, Capacities, EngineState,
+from apar_jax.engine.device.state import (COPYING, DONE, FREE, LIVE, PENDING, Capacities, EngineState,
                                    is_active, pages_for)
-from apar_jax.engine.token_choice import root_key_data
-from apar_jax.engine.tree_reassembly import Branch
+from apar_jax.engine.device.token_choice import root_key_data
+from apar_jax.engine.host.tree_reassembly import Branch
 
 
 @dataclasses.dataclass

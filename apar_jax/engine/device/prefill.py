@@ -12,8 +12,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from apar_jax.engine import page_allocator
-from apar_jax.engine.state import LIVE, Capacities, EngineState, pages_for
+from apar_jax.engine.device import page_allocator
+from apar_jax.engine.device.state import LIVE, Capacities, EngineState, pages_for
 from apar_jax.model import PagedSpec, Transformer
 
 

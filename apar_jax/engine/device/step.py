@@ -14,13 +14,13 @@ from typing import Any, Optional
 import jax
 import jax.numpy as jnp
 
-from apar_jax.engine import fork, page_allocator, row_buckets, spec_state
-from apar_jax.engine.spec_step import tree_step
-from apar_jax.engine.state import LIVE, EngineState
-from apar_jax.engine.step_commit import emit, record_stats, settle_forks
-from apar_jax.engine.step_config import StepConfig
-from apar_jax.engine.step_hints import StepHints
-from apar_jax.engine.token_choice import ban_column, choose
+from apar_jax.engine.device import fork, page_allocator, row_buckets, spec_state
+from apar_jax.engine.device.spec_step import tree_step
+from apar_jax.engine.device.state import LIVE, EngineState
+from apar_jax.engine.device.step_commit import emit, record_stats, settle_forks
+from apar_jax.engine.device.step_config import StepConfig
+from apar_jax.engine.device.step_hints import StepHints
+from apar_jax.engine.device.token_choice import ban_column, choose
 from apar_jax.model import PagedSpec
 
 

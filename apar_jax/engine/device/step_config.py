@@ -3,9 +3,9 @@
 import dataclasses
 from typing import Optional
 
-from apar_jax.engine.spec_config import SpecConfig
-from apar_jax.engine.state import Capacities
-from apar_jax.engine.token_choice import ControlIds
+from apar_jax.engine.device.spec_config import SpecConfig
+from apar_jax.engine.device.state import Capacities
+from apar_jax.engine.device.token_choice import ControlIds
 from apar_jax.model import Transformer
 
 

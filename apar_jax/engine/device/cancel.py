@@ -10,8 +10,8 @@ shares its parent's only at `fork.spawn`), so it only gives up its reservation.
 import jax
 import jax.numpy as jnp
 
-from apar_jax.engine import page_allocator
-from apar_jax.engine.state import DONE, PENDING, Capacities, EngineState, is_active
+from apar_jax.engine.device import page_allocator
+from apar_jax.engine.device.state import DONE, PENDING, Capacities, EngineState, is_active
 
 
 def cancel_requests(state: EngineState, cancel: jax.Array, caps: Capacities) -> EngineState:

@@ -16,7 +16,7 @@ and text that could be the start of one is held back until it is not.
 import dataclasses
 from typing import Iterable, Optional, Sequence
 
-from apar_jax.engine.requests import Result, TokensEvent
+from apar_jax.engine.host.requests import Result, TokensEvent
 from apar_jax.tokenization import IncrementalDecoder, Tokenizer
 
 

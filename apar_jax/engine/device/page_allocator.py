@@ -11,7 +11,7 @@ so it runs inside `jax.lax.while_loop`.
 import jax
 import jax.numpy as jnp
 
-from apar_jax.engine.state import PagePool, Slots, pages_for
+from apar_jax.engine.device.state import PagePool, Slots, pages_for
 
 
 def allocate(pool: PagePool, want: jax.Array, owner: jax.Array,

@@ -19,11 +19,11 @@ from typing import Optional
 import jax
 import jax.numpy as jnp
 
-from apar_jax.engine import page_allocator
-from apar_jax.engine.state import (COPYING, FREE, LIVE, PENDING, Capacities, EngineState, PagePool,
+from apar_jax.engine.device import page_allocator
+from apar_jax.engine.device.state import (COPYING, FREE, LIVE, PENDING, Capacities, EngineState, PagePool,
                                    Requests, Slots, outstanding_pages, pages_for)
-from apar_jax.engine.step_hints import StepHints, refine_if
-from apar_jax.engine.token_choice import ControlIds, child_key_data
+from apar_jax.engine.device.step_hints import StepHints, refine_if
+from apar_jax.engine.device.token_choice import ControlIds, child_key_data
 from apar_jax.model import PagedCache
 
 

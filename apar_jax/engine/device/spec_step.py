@@ -20,13 +20,13 @@ from typing import Any, Optional
 import jax
 import jax.numpy as jnp
 
-from apar_jax.engine import fork, page_allocator, row_buckets, spec_state
-from apar_jax.engine.spec_config import SpecConfig
-from apar_jax.engine.state import LIVE, EngineState
-from apar_jax.engine.step_commit import emit, record_stats, settle_forks
-from apar_jax.engine.step_config import StepConfig
-from apar_jax.engine.step_hints import StepHints
-from apar_jax.engine.token_choice import choose, step_keys
+from apar_jax.engine.device import fork, page_allocator, row_buckets, spec_state
+from apar_jax.engine.device.spec_config import SpecConfig
+from apar_jax.engine.device.state import LIVE, EngineState
+from apar_jax.engine.device.step_commit import emit, record_stats, settle_forks
+from apar_jax.engine.device.step_config import StepConfig
+from apar_jax.engine.device.step_hints import StepHints
+from apar_jax.engine.device.token_choice import choose, step_keys
 from apar_jax.model import PagedSpec
 from apar_jax.speculative import hidden_transfer, medusa, token_recycling
 from apar_jax.speculative.acceptance import Acceptance, greedy_accept, typical_accept

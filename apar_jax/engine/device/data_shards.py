@@ -22,9 +22,9 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from apar_jax.engine.spec_config import SpecConfig
-from apar_jax.engine.spec_state import init_spec_slots
-from apar_jax.engine.state import Capacities, EngineState, init_state
+from apar_jax.engine.device.spec_config import SpecConfig
+from apar_jax.engine.device.spec_state import init_spec_slots
+from apar_jax.engine.device.state import Capacities, EngineState, init_state
 from apar_jax.sharding import fit_spec
 
 DATA_AXIS, TENSOR_AXIS = 'data', 'tensor'

@@ -11,10 +11,10 @@ from typing import Callable, Optional
 import jax
 import jax.numpy as jnp
 
-from apar_jax.engine import fork, page_allocator
-from apar_jax.engine.state import DONE, Capacities, EngineState, Requests, Slots
-from apar_jax.engine.step_hints import StepHints, refine_if
-from apar_jax.engine.token_choice import ControlIds, ban_column
+from apar_jax.engine.device import fork, page_allocator
+from apar_jax.engine.device.state import DONE, Capacities, EngineState, Requests, Slots
+from apar_jax.engine.device.step_hints import StepHints, refine_if
+from apar_jax.engine.device.token_choice import ControlIds, ban_column
 
 # (logits [S, V], the slots as the chosen token sees them) -> [S] tokens
 Picker = Callable[[jax.Array, Slots], jax.Array]

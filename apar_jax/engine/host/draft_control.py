@@ -13,7 +13,7 @@ to measure again. Greedy or sampled, every chunk is lossless either way: this on
 import dataclasses
 from typing import Sequence
 
-from apar_jax.engine.tree_plan import BucketChoice
+from apar_jax.engine.setup.tree_plan import BucketChoice
 
 
 @dataclasses.dataclass

@@ -3,7 +3,7 @@
 import dataclasses
 from typing import Any, Optional, Sequence
 
-from apar_jax.engine.tree_reassembly import Branch
+from apar_jax.engine.host.tree_reassembly import Branch
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,7 +14,7 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-from apar_jax.engine.state import EngineState, Slots, is_active
+from apar_jax.engine.device.state import EngineState, Slots, is_active
 
 
 def buckets(max_slots: int) -> tuple[int, ...]:

@@ -14,7 +14,7 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
-from apar_jax.engine.state import EngineState, is_active
+from apar_jax.engine.device.state import EngineState, is_active
 
 
 @flax.struct.dataclass

@@ -2,11 +2,13 @@
 
     engine = Engine.from_runtime(load_runtime(config), mode='apar')   # params, tokenizer, mesh
     engine = Engine(config, 'apar', params=params, tokenizer=tokenizer)  # what you loaded
+    engine = engine_for(runtime, 'medusa', max_prompt_len=64, max_new_tokens=256)  # engine.setup
     results = engine.generate([Request(prompt='...'), ...])
     for event in engine.stream(requests): ...       # TokensEvent per chunk, DoneEvent per request
 
 The engine loads nothing itself: params and a tokenizer (or bare `control_ids`) come from the caller
-(`apar_jax.runtime`). Every request is validated before anything is compiled or run.
+(`apar_jax.runtime`), a trained drafter's params from `apar_jax.engine.setup` (`build_engine` /
+`engine_for` load `config.speculative`'s checkpoint) or from the caller (`drafter_params`). Every request is validated before anything is compiled or run.
 """
 
 from typing import Any, Iterator, Optional, Sequence
@@ -15,19 +17,19 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from apar_jax.engine import data_shards
-from apar_jax.engine.loop import EngineFunctions, compiled_functions
-from apar_jax.engine.draft_control import DraftControl
-from apar_jax.engine.sections import engine_section, speculative_section  # noqa: F401 (re-export)
-from apar_jax.engine.request_feed import LiveFeed, RequestFeed, TimedQueue
-from apar_jax.engine.requests import (CapacityError, DoneEvent, PreparedRequest, Request, Result,
+from apar_jax.engine.device import data_shards
+from apar_jax.engine.device.loop import EngineFunctions, compiled_functions
+from apar_jax.engine.host.draft_control import DraftControl
+from apar_jax.engine.setup.sections import engine_section, speculative_section  # noqa: F401 (re-export)
+from apar_jax.engine.host.request_feed import LiveFeed, RequestFeed, TimedQueue
+from apar_jax.engine.host.requests import (CapacityError, DoneEvent, PreparedRequest, Request, Result,
                                       check_settings)
-from apar_jax.engine.scheduler import Scheduler
-from apar_jax.engine.spec_config import SpeculativeSetup, resolve_speculative
-from apar_jax.engine.state import Capacities, EngineState, pages_for
-from apar_jax.engine.token_choice import ControlIds
-from apar_jax.engine.tree_reassembly import Branch, reassemble
-from apar_jax.modes import Mode
+from apar_jax.engine.host.scheduler import Scheduler
+from apar_jax.engine.setup.speculative import SpeculativeSetup, resolve_speculative
+from apar_jax.engine.device.state import Capacities, EngineState, pages_for
+from apar_jax.engine.device.token_choice import ControlIds
+from apar_jax.engine.host.tree_reassembly import Branch, reassemble
+from apar_jax.modes import CHECKPOINT_DRAFTERS, Mode
 from apar_jax.repeat_penalty import check_repeat_settings, letterless_ids
 
 
@@ -40,8 +42,9 @@ class Engine:
                mesh: Optional[jax.sharding.Mesh] = None, drafter_params: Any = None,
                drafter_info: Optional[dict] = None,
                speculative: Optional[SpeculativeSetup] = None):
-    """Speculative modes load their drafter from `config.speculative` unless `speculative` (a
-    resolved setup) or `drafter_params` (+ `drafter_info`, e.g. untrained heads) is given."""
+    """A speculative mode takes `speculative` (resolved by `engine.setup`) or, for Medusa and Hidden
+    Transfer, `drafter_params` (+ `drafter_info`, e.g. untrained heads); prompt lookup and token
+    recycling need neither."""
     parsed = Mode.parse(mode)  # ValueError naming the modes
     self.config, self.mode = config, mode
     apar, drafter_kind = parsed.apar, parsed.drafter
@@ -50,6 +53,12 @@ class Engine:
     if params is None:
       raise ValueError('Engine needs params: load them with apar_jax.runtime.load_runtime(config) '
                        'and use Engine.from_runtime(runtime, mode)')
+    if drafter_kind in CHECKPOINT_DRAFTERS and speculative is None and drafter_params is None:
+      raise ValueError(
+          f'mode {mode!r} needs its trained drafter, and the Engine loads nothing: build it with '
+          f'apar_jax.engine.setup.build_engine(config, {mode!r}, params=...) (or '
+          'engine_for(runtime, mode)), which loads config.speculative\'s checkpoint, or pass '
+          'drafter_params')
     if drafter_kind is not None and speculative is None:
       speculative = resolve_speculative(
           config, mode, params, drafter_params=drafter_params, drafter_info=drafter_info)
@@ -89,7 +98,8 @@ class Engine:
 
   @classmethod
   def from_runtime(cls, runtime: Any, mode: str = 'ar') -> 'Engine':
-    """An engine over a loaded `apar_jax.runtime.Runtime` (its params, tokenizer and mesh)."""
+    """An engine over a loaded `apar_jax.runtime.Runtime` (its params, tokenizer and mesh); a mode
+    with a trained drafter: `apar_jax.engine.setup.engine_for(runtime, mode)`."""
     return cls(runtime.config, mode, params=runtime.params, tokenizer=runtime.tokenizer,
                mesh=runtime.mesh)
 
