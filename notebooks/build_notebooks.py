@@ -200,7 +200,7 @@ QUICKSTART = [
         returns one record per prompt. Greedy decoding throughout.
         '''),
     code('''\
-        from apar_jax.engine.cli_api import generate_records
+        from apar_jax.engine.host.cli_api import generate_records
         from apar_jax.tokenization import encode_user_prompt
 
         MODES = ['ar', 'apar', SPEC_MODE, 'apar_' + SPEC_MODE]
