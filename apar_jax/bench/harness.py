@@ -58,9 +58,11 @@ def run_bench(runtime: Any, settings: BenchSettings,
   prompts = load_prompts(settings.prompts_file, settings.max_prompts)
   ids = [encode_user_prompt(tok, p.prompt, cfg.tokenizer) for p in prompts]
   kinds = [p.kind for p in prompts]
+  categories = [p.category for p in prompts]
   report: dict[str, Any] = {
       'meta': _meta(runtime, command), 'settings': dataclasses.asdict(settings),
-      'prompts': [{'prompt': p.prompt, 'kind': p.kind, 'prompt_tokens': len(i)}
+      'prompts': [{'prompt': p.prompt, 'kind': p.kind, 'category': p.category,
+                   'prompt_tokens': len(i)}
                   for p, i in zip(prompts, ids)]}
   models = load_models(runtime, settings)
   report['models'] = models.describe()
@@ -91,7 +93,7 @@ def run_bench(runtime: Any, settings: BenchSettings,
   del contenders  # the transformers copy of the weights and the batch-1 KV pools
   by_name = {r.name: r for r in runs}
   baselines = [by_name.get(models.baseline(r.name)) for r in runs]
-  modes = [summarize(r, base, kinds, None) for r, base in zip(runs, baselines)]
+  modes = [summarize(r, base, kinds, None, categories) for r, base in zip(runs, baselines)]
 
   report['serving'] = {}
   if settings.serving:
@@ -106,7 +108,8 @@ def run_bench(runtime: Any, settings: BenchSettings,
     bandwidth.append(bandwidth_sample(settings.bandwidth_bytes))
     report['roofline'] = roofline(runtime.params, bandwidth)
   roof_s = report['roofline']['step_ms'] / 1e3 if report['roofline'] else None
-  report['modes'] = [summarize(r, base, kinds, roof_s) for r, base in zip(runs, baselines)]
+  report['modes'] = [summarize(r, base, kinds, roof_s, categories)
+                     for r, base in zip(runs, baselines)]
   report['meta']['load_average_end'] = list(os.getloadavg())
   report['meta']['total_wall_s'] = time.perf_counter() - t_start
   return report

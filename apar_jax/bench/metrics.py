@@ -18,7 +18,7 @@ MODE_FIELDS = (
     'decode_steps', 'steps_per_token', 'mean_accepted_tokens', 'tokens_per_s', 'speedup_vs_ar',
     'ttft_ms', 'step_ms', 'roofline_step_ms', 'step_vs_roofline', 'peak_kv_pages',
     'attended_kv_tokens_per_step', 'forks', 'max_live_branches', 'same_tokens_as_ar', 'by_kind',
-    'per_prompt')
+    'by_category', 'per_prompt')
 """Every mode entry of the report has all of these keys (None where a figure does not apply)."""
 
 
@@ -43,9 +43,27 @@ def _empty(run: ContenderRun) -> dict[str, Any]:
   return entry
 
 
+def _group(run: ContenderRun, ar: Optional[ContenderRun], idx: Sequence[int],
+           ar_ok: bool) -> dict[str, Any]:
+  """The figures of the prompts `idx` (one prompt kind or category)."""
+  first = run.samples[0]
+  tokens = sum(first[i].num_tokens for i in idx)
+  steps = sum(first[i].decode_steps for i in idx)
+  tps = [_rep_tps(rep, idx) for rep in run.samples]
+  speed = [ratio(t, _rep_tps(a, idx)) for t, a in zip(tps, ar.samples)] if ar_ok else []
+  return {'prompts': len(idx), 'generated_tokens': tokens, 'decode_steps': steps,
+          'steps_per_token': ratio(steps, tokens),
+          'mean_accepted_tokens': ratio(sum(first[i].mean_accepted_tokens * first[i].decode_steps
+                                            for i in idx), steps),
+          'forks': sum(first[i].forks for i in idx), 'tokens_per_s': spread(tps),
+          'speedup_vs_ar': spread(speed)}
+
+
 def summarize(run: ContenderRun, ar: Optional[ContenderRun], kinds: Sequence[str],
-              roofline_step_s: Optional[float]) -> dict[str, Any]:
-  """The report entry of one contender (every key of MODE_FIELDS present)."""
+              roofline_step_s: Optional[float],
+              categories: Sequence[str] = ()) -> dict[str, Any]:
+  """The report entry of one contender (every key of MODE_FIELDS present); `categories` (one per
+  prompt, '' = none) adds figures per category."""
   entry = _empty(run)
   if run.status != 'ok' or not run.samples or not run.samples[0]:
     return entry
@@ -76,20 +94,15 @@ def summarize(run: ContenderRun, ar: Optional[ContenderRun], kinds: Sequence[str
       forks=sum(s.forks for s in first), max_live_branches=max(s.max_live_branches for s in first),
       same_tokens_as_ar=(sum(s.token_ids == a.token_ids for s, a in zip(first, ar.samples[0])) / n
                          if ar_ok else None))
-  by_kind = {}
-  for kind in dict.fromkeys(kinds):
-    idx = [i for i in everything if kinds[i] == kind]
-    k_tokens = sum(first[i].num_tokens for i in idx)
-    k_steps = sum(first[i].decode_steps for i in idx)
-    k_tps = [_rep_tps(rep, idx) for rep in run.samples]
-    k_speed = ([ratio(t, _rep_tps(a, idx)) for t, a in zip(k_tps, ar.samples)] if ar_ok else [])
-    by_kind[kind] = {'prompts': len(idx), 'generated_tokens': k_tokens, 'decode_steps': k_steps,
-                     'steps_per_token': ratio(k_steps, k_tokens),
-                     'forks': sum(first[i].forks for i in idx), 'tokens_per_s': spread(k_tps),
-                     'speedup_vs_ar': spread(k_speed)}
-  entry['by_kind'] = by_kind
+  entry['by_kind'] = {kind: _group(run, ar, [i for i in everything if kinds[i] == kind], ar_ok)
+                      for kind in dict.fromkeys(kinds)}
+  if any(categories):
+    entry['by_category'] = {
+        c: _group(run, ar, [i for i in everything if categories[i] == c], ar_ok)
+        for c in dict.fromkeys(categories) if c}
   entry['per_prompt'] = [
-      {'index': i, 'kind': kinds[i], 'generated_tokens': s.num_tokens,
+      {'index': i, 'kind': kinds[i], 'category': categories[i] if categories else '',
+       'generated_tokens': s.num_tokens, 'mean_accepted_tokens': s.mean_accepted_tokens,
        'decode_steps': s.decode_steps, 'forks': s.forks, 'max_live_branches': s.max_live_branches,
        'peak_kv_pages': s.peak_kv_pages, 'attended_kv_tokens': s.attended_kv_tokens,
        'wall_s': spread([rep[i].wall_s for rep in run.samples]),

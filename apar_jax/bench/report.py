@@ -49,6 +49,18 @@ def _main_rows(modes: list[dict[str, Any]]) -> list[list[str]]:
   return rows
 
 
+def _category_rows(modes: list[dict[str, Any]]) -> tuple[tuple[str, ...], list[list[str]]]:
+  """One row per category, one column per mode: accepted tokens per step, speed-up over AR."""
+  ok = [m for m in modes if m['status'] == 'ok' and m.get('by_category')]
+  categories = list(dict.fromkeys(c for m in ok for c in m['by_category']))
+  header = ('category',) + tuple(m['name'] for m in ok)
+  rows = [[c] + [(f'{_num(m["by_category"][c]["mean_accepted_tokens"])}, '
+                  f'{_spread(m["by_category"][c]["speedup_vs_ar"])}')
+                 if c in m['by_category'] else '-' for m in ok]
+          for c in categories]
+  return header, rows
+
+
 def _kind_rows(modes: list[dict[str, Any]]) -> tuple[tuple[str, ...], list[list[str]]]:
   ok = [m for m in modes if m['status'] == 'ok']
   kinds = list(dict.fromkeys(k for m in ok for k in m['by_kind']))
@@ -115,6 +127,10 @@ def markdown(report: dict[str, Any], plots: Optional[dict[str, str]] = None) -> 
   header, rows = _kind_rows(report['modes'])
   if rows:
     out += ['Per prompt kind (steps per token, speed-up over AR):', '']
+    out += _table(header, rows) + ['']
+  header, rows = _category_rows(report['modes'])
+  if rows:
+    out += ['Per category (tokens per step, speed-up over AR):', '']
     out += _table(header, rows) + ['']
   roof = report.get('roofline')
   if roof:

@@ -1,13 +1,16 @@
 """Benchmark: speculative engine modes vs AR at batch 1 (tokens/s, mean accepted tokens per step).
 
     python -m apar_jax.bench.spec_modes --config=configs/smollm2_135m.py \
-        [--modes=ar,lookup,medusa,hidden_transfer] [--new_tokens=64] [--repeats=2]
+        [--modes=ar,lookup,medusa,hidden_transfer] [--new_tokens=64] [--repeats=2] \
+        [--prompts_file=data/category_prompts.jsonl]
 
 One engine per mode (one slot, sized by `engine.setup.sized_config`), every mode compiled first, then the
 modes timed in turn over the same prompts (best of `repeats`). Greedy: each speculative answer is
 checked token-identical to AR. A drafter without a trained checkpoint under `config.speculative` is
 run with untrained params (zero Medusa heads / identity Hidden Transfer maps) and marked
-`untrained`: its figure shows the step cost, not a speed-up.
+`untrained`: its figure shows the step cost, not a speed-up. With a `--prompts_file` whose prompts
+carry a "category" (the shipped 13-category drafter set, `data/category_prompts.jsonl`), a table
+follows: tokens per step of every mode in every category.
 """
 
 import sys
@@ -23,6 +26,8 @@ from apar_jax.engine.setup.build import build_engine, sized_config
 from apar_jax.engine.host.requests import Request
 from apar_jax.engine.setup.speculative import resolve_speculative, speculative_section
 from apar_jax.modes import split_mode
+from apar_jax.bench.categories import category_table
+from apar_jax.bench.prompts import BenchPrompt, load_prompts
 from apar_jax.bench.timing import best_interleaved, load_with_prompts
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file (get_config()).',
@@ -30,6 +35,10 @@ _CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file (get_conf
 _MODES = flags.DEFINE_list('modes', ['ar', 'lookup', 'medusa', 'hidden_transfer'], 'Engine modes.')
 _NEW = flags.DEFINE_integer('new_tokens', 64, 'Tokens per answer.')
 _REPEATS = flags.DEFINE_integer('repeats', 2, 'Timed repeats (best is reported).')
+_PROMPTS_FILE = flags.DEFINE_string(
+    'prompts_file', None, '.jsonl ("prompt", optional "category") or .txt prompts; default: three '
+    'built-in prompts. The 13-category drafter set: data/category_prompts.jsonl.')
+_MAX_PROMPTS = flags.DEFINE_integer('max_prompts', 0, 'Use the first N prompts (0 = all).')
 
 PROMPTS = [
     'Repeat this sentence exactly: The quick brown fox jumps over the lazy dog near the river bank.',
@@ -65,7 +74,9 @@ def _setup(config: ml_collections.ConfigDict, mode: str, params: Any):
 def main(argv: list[str]) -> None:
   del argv
   config = _CONFIG.value
-  runtime, ids = load_with_prompts(config, PROMPTS)
+  prompts = (load_prompts(_PROMPTS_FILE.value, _MAX_PROMPTS.value or None) if _PROMPTS_FILE.value
+             else [BenchPrompt(p) for p in PROMPTS])
+  runtime, ids = load_with_prompts(config, [p.prompt for p in prompts])
   tok = runtime.tokenizer
   new = _NEW.value
   sec = speculative_section(config)
@@ -107,6 +118,9 @@ def main(argv: list[str]) -> None:
     print(f'{mode:>16}: {rate:6.2f} tokens/s {ratio:>9}, {tokens} tokens in {steps} steps, '
           f'mean_accepted_tokens {sum(r.sampled_tokens for r in res) / max(steps, 1):.2f}, '
           f'{1e3 * times[mode] / steps:.1f} ms/step, identical_to_ar={same} {notes[mode]}')
+  categories = [p.category for p in prompts]
+  if any(categories):
+    print(category_table({m: results[m] for m in engines}, categories))
 
 
 if __name__ == '__main__':

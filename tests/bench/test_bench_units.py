@@ -6,7 +6,8 @@ import pytest
 from apar_jax.bench.contender import Sample
 from apar_jax.bench.latency import ContenderRun, run_latency
 from apar_jax.bench.metrics import summarize
-from apar_jax.bench.prompts import KINDS, load_prompts
+from apar_jax.bench.prompts import CATEGORIES, CATEGORY_PROMPTS_FILE, KINDS, load_prompts
+from apar_jax.bench.categories import category_table
 from apar_jax.bench.serving import poisson_arrivals
 from apar_jax.bench.settings import BenchSettings
 from apar_jax.bench.stats import percentile, spread
@@ -28,6 +29,32 @@ def test_prompt_files(tmp_path):
     load_prompts(str(tmp_path / 'b.jsonl'))
   with pytest.raises(FileNotFoundError):
     load_prompts(str(tmp_path / 'missing.jsonl'))
+  (tmp_path / 'c.jsonl').write_text('{"prompt": "x", "category": 3}\n')
+  with pytest.raises(ValueError, match='category'):
+    load_prompts(str(tmp_path / 'c.jsonl'))
+
+
+def test_category_prompt_set_covers_the_thirteen_categories():
+  prompts = load_prompts(CATEGORY_PROMPTS_FILE)
+  assert [p.category for p in prompts] == [c for c in CATEGORIES for _ in range(4)]
+  assert len({p.prompt for p in prompts}) == 52 and {p.kind for p in prompts} == {'unlabelled'}
+
+
+def _result(tokens, steps, per_step):
+  return Sample([1] * tokens, tokens, steps, 1.0, ttft_s=0.1, mean_accepted_tokens=per_step)
+
+
+def test_figures_per_category():
+  ar = ContenderRun('ar', 'engine')
+  ar.samples = [[_result(8, 8, 1.0), _result(8, 8, 1.0), _result(6, 6, 1.0)]]
+  spec = ContenderRun('lookup', 'engine')
+  spec.samples = [[_result(8, 4, 2.0), _result(8, 8, 1.0), _result(6, 2, 3.0)]]
+  entry = summarize(spec, ar, ['plain'] * 3, None, ['math', 'qa', 'math'])
+  assert entry['by_category']['math']['mean_accepted_tokens'] == pytest.approx(14 / 6)
+  assert entry['by_category']['qa']['decode_steps'] == 8
+  assert summarize(spec, ar, ['plain'] * 3, None)['by_category'] is None  # no categories
+  table = category_table({'ar': ar.samples[0], 'lookup': spec.samples[0]}, ['math', 'qa', 'math'])
+  assert '| math | 2 | 1.00 | 2.33 |' in table and '| all | 3 | 1.00 | 1.57 |' in table
 
 
 def test_poisson_arrivals_are_seeded_and_have_the_rate():

@@ -4,7 +4,8 @@ verify different trees (or none) stay token-identical to AR."""
 import numpy as np
 import pytest
 
-from apar_jax.engine import Engine, Request, tree_plan
+from apar_jax.engine import Engine, Request
+from apar_jax.engine.setup import tree_plan
 from apar_jax.engine.device.spec_config import SpecConfig
 from apar_jax.speculative import step_cost
 from apar_jax.speculative.drafter import Drafter
