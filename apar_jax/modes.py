@@ -1,6 +1,6 @@
 """Decoding modes, named once: `ar`, `apar`, a drafter alone (`lookup`, `medusa`, `hidden_transfer`,
-`token_recycling`) or APAR with a drafter (`apar_<drafter>`). `Mode.parse` reads a name into what the
-rest of the stack asks of it (does it fork, which drafter)."""
+`token_recycling`) or APAR with a drafter (`apar_<drafter>`). `Mode.parse` reads a name into what
+the rest of the stack asks of it (does it fork, which drafter)."""
 
 import dataclasses
 from typing import Optional

@@ -95,8 +95,9 @@ def run_side_by_side(config: ml_collections.ConfigDict, modes: Sequence[str],
   for mode in modes:
     runtime = load_runtime(config_for_mode(config, mode))
     ids = [encode_user_prompt(runtime.tokenizer, p, runtime.config.tokenizer) for p in prompts]
-    sized = sized_config(runtime.config, mode, max_prompt_len=max(map(len, ids)), max_new_tokens=max_new,
-                         slots=f.SERVING_SLOTS.value, requests=f.SERVING_SLOTS.value,
+    sized = sized_config(runtime.config, mode, max_prompt_len=max(map(len, ids)),
+                         max_new_tokens=max_new, slots=f.SERVING_SLOTS.value,
+                         requests=f.SERVING_SLOTS.value,
                          num_pages=f.SERVING_PAGE_BUDGET.value,
                          chunk_steps=f.SERVING_CHUNK_STEPS.value)
     server = build_server(sized, mode, runtime=runtime, max_waiting=len(prompts))

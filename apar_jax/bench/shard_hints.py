@@ -2,14 +2,13 @@
 
     python -m apar_jax.bench.shard_hints --config=configs/smollm2_135m.py [--data=2]
 
-With D > 1 data shards the engine's step runs under a `vmap`; a `lax.cond` whose predicate differs per
-shard becomes a select that computes both branches (greedy decoding would run the sampler's sort over
-the vocabulary every step). The engine decides "does any branch sample?" once for all shards
-(`engine/device/step_hints.py`). This command builds the same engine twice, with the hints and with each
-shard deciding alone (the program before them), checks both give the same tokens, and prints the
-decode time of each, measured in turn (best of `--repeats`). Without an accelerator it fakes `--data`
-CPU devices, which share the machine's cores: compare the two rows with each other only.
-"""
+With D > 1 data shards the engine's step runs under a `vmap`; a `lax.cond` whose predicate differs
+per shard becomes a select that computes both branches (greedy decoding would run the sampler's sort
+over the vocabulary every step). The engine decides "does any branch sample?" once for all shards
+(`engine/device/step_hints.py`). This command builds the same engine twice, with the hints and with
+each shard deciding alone (the program before them), checks both give the same tokens, and prints
+the decode time of each, measured in turn (best of `--repeats`). Without an accelerator it fakes
+`--data` CPU devices, which share the machine's cores: compare the two rows with each other only."""
 
 import os
 import sys

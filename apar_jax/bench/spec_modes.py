@@ -4,14 +4,13 @@
         [--modes=ar,lookup,medusa,hidden_transfer] [--new_tokens=64] [--repeats=2] \
         [--prompts_file=data/category_prompts.jsonl]
 
-One engine per mode (one slot, sized by `engine.setup.sized_config`), every mode compiled first, then the
-modes timed in turn over the same prompts (best of `repeats`). Greedy: each speculative answer is
-checked token-identical to AR. A drafter without a trained checkpoint under `config.speculative` is
-run with untrained params (zero Medusa heads / identity Hidden Transfer maps) and marked
-`untrained`: its figure shows the step cost, not a speed-up. With a `--prompts_file` whose prompts
-carry a "category" (the shipped 13-category drafter set, `data/category_prompts.jsonl`), a table
-follows: tokens per step of every mode in every category.
-"""
+One engine per mode (one slot, sized by `engine.setup.build.sized_config`), every mode compiled
+first, then the modes timed in turn over the same prompts (best of `repeats`). Greedy: each
+speculative answer is checked token-identical to AR. A drafter without a trained checkpoint under
+`config.speculative` is run with untrained params (zero Medusa heads / identity Hidden Transfer
+maps) and marked `untrained`: its figure shows the step cost, not a speed-up. With a
+`--prompts_file` whose prompts carry a "category" (the shipped 13-category drafter set,
+`data/category_prompts.jsonl`), a table follows: tokens per step of every mode in every category."""
 
 import sys
 import time
@@ -25,7 +24,7 @@ from ml_collections import config_flags
 from apar_jax.engine.setup.build import build_engine, sized_config
 from apar_jax.engine.host.requests import Request
 from apar_jax.engine.setup.speculative import resolve_speculative, speculative_section
-from apar_jax.modes import split_mode
+from apar_jax.modes import CHECKPOINT_DRAFTERS, split_mode
 from apar_jax.bench.categories import category_table
 from apar_jax.bench.prompts import BenchPrompt, load_prompts
 from apar_jax.bench.timing import best_interleaved, load_with_prompts
@@ -57,7 +56,8 @@ def _setup(config: ml_collections.ConfigDict, mode: str, params: Any):
   if kind is None:
     return None, ''
   try:
-    return resolve_speculative(config, mode, params), 'trained' if kind != 'lookup' else ''
+    note = 'trained' if kind in CHECKPOINT_DRAFTERS else ''  # lookup, recycling: training-free
+    return resolve_speculative(config, mode, params), note
   except FileNotFoundError:
     d = int(config.model.d_model)
     if kind == 'medusa':

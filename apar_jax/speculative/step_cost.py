@@ -1,6 +1,7 @@
 """Measured step cost on this backend, cached in a small JSON file.
 
-The engine picks its draft trees from what a step costs here (`engine/setup/tree_plan.py`), so it needs:
+The engine picks its draft trees from what a step costs here (`engine/setup/tree_plan.py`), so it
+needs:
   * `forward[rows][T]`: seconds of one verification forward of `rows` rows x T query tokens over a
     paged cache (`auto_tree.measure_step_times`);
   * `draft[rows][(h, k)]`: seconds of the drafter's own per-step work for a tree h levels deep that

@@ -20,8 +20,8 @@ import jax
 import jax.numpy as jnp
 
 from apar_jax.engine.device import page_allocator
-from apar_jax.engine.device.state import (COPYING, FREE, LIVE, PENDING, Capacities, EngineState, PagePool,
-                                   Requests, Slots, outstanding_pages, pages_for)
+from apar_jax.engine.device.state import (COPYING, FREE, LIVE, PENDING, Capacities, EngineState,
+                                          PagePool, Requests, Slots, outstanding_pages, pages_for)
 from apar_jax.engine.device.step_hints import StepHints, refine_if
 from apar_jax.engine.device.token_choice import ControlIds, child_key_data
 from apar_jax.model import PagedCache

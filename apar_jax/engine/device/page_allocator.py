@@ -67,8 +67,8 @@ def grow(pool: PagePool, slots: Slots, active: jax.Array, q: int, page_size: int
     want = active & (slots.num_pages < target) & (slots.num_pages < width)
     pool, pages = allocate(pool, want, slots.request, sink)
     col = jnp.where(want, slots.num_pages, width)  # out of bounds = dropped
-    slots = slots.replace(page_table=slots.page_table.at[jnp.arange(s), col].set(pages, mode='drop'),
-                          num_pages=slots.num_pages + want)
+    table = slots.page_table.at[jnp.arange(s), col].set(pages, mode='drop')
+    slots = slots.replace(page_table=table, num_pages=slots.num_pages + want)
   return pool, slots
 
 

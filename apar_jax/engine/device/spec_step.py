@@ -1,18 +1,18 @@
-"""The drafting tree's step (`tree_step`, called by `step.decode_step`) over all S slots: draft tree ->
-one verifying forward -> accept -> compact -> (APAR) fork -> emit 1..D+1 tokens -> next draft. Shapes
-never change; per-slot accepted counts do.
+"""The drafting tree's step (`tree_step`, called by `step.decode_step`) over all S slots: draft
+tree -> one verifying forward -> accept -> compact -> (APAR) fork -> emit 1..D+1 tokens -> next
+draft. Shapes never change; per-slot accepted counts do.
 
-Each LIVE slot feeds its tree's T candidate tokens (node 0 = `last_token`) at positions
-`length + depth`, their K/V written at `length .. length + Q - 1` (Q = T, or T(1 + h) with Hidden
-Transfer's pseudo rows, h = the tree's depth) under the tree mask. The mode's bans are applied per
-node exactly as AR/APAR apply them to a single token (`[Child]` always; `[Fork]` always in non-APAR modes, by `fork.rule_ban`
-evaluated at the node's depth in APAR modes), so greedy acceptance reproduces AR/APAR token for token
-and rejection sampling draws from the same distributions. Acceptance halts at `[Fork]`/EOS, which is
-then the step's last token: the fork is granted (or refused and re-chosen) and the branch ends exactly
-as in APAR/AR mode, the fork point being the parent's output index of that `[Fork]`. Pages for the
-whole window are allocated before the forward and reserved in advance (`caps.slack`). The tree is
-the row bucket's (`SpecConfig.for_rows`); the root-only tree runs AR's / APAR's own step
-(`step.root_step`). Forks, statistics and emission are every step's (`step_commit`).
+Each LIVE slot feeds its tree's T candidate tokens (node 0 = `last_token`) at positions `length +
+depth`, their K/V written at `length .. length + Q - 1` (Q = T, or T(1 + h) with Hidden Transfer's
+pseudo rows, h = the tree's depth) under the tree mask. The mode's bans are applied per node exactly
+as AR/APAR apply them to a single token (`[Child]` always; `[Fork]` always in non-APAR modes, by
+`fork.rule_ban` evaluated at the node's depth in APAR modes), so greedy acceptance reproduces
+AR/APAR token for token and rejection sampling draws from the same distributions. Acceptance halts
+at `[Fork]`/EOS, which is then the step's last token: the fork is granted (or refused and re-chosen)
+and the branch ends exactly as in APAR/AR mode, the fork point being the parent's output index of
+that `[Fork]`. Pages for the whole window are allocated before the forward and reserved in advance
+(`caps.slack`). The tree is the row bucket's (`SpecConfig.for_rows`); the root-only tree runs AR's /
+APAR's own step (`step.root_step`). Forks, statistics and emission are every step's (`step_commit`).
 """
 
 from typing import Any, Optional

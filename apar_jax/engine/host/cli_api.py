@@ -31,8 +31,9 @@ def generate_records(runtime: Any, mode: str, prompts: Sequence[str],
                      warmup: bool = True, progress: bool = False) -> list[dict[str, Any]]:
   """Decodes every prompt on the engine (continuous batching); one record per prompt, input order.
 
-  With `warmup`, the engine compiles on a throwaway request first, so `wall_time_s` is decoding time.
-  With `progress`, a bar of finished requests goes to stderr (process 0 of a multi-process job).
+  With `warmup`, the engine compiles on a throwaway request first, so `wall_time_s` is decoding
+  time. With `progress`, a bar of finished requests goes to stderr (process 0 of a multi-process
+  job).
   """
   concurrent = min(len(prompt_ids), int(engine_section(runtime.config).max_requests))
   engine = engine_for(runtime, mode, max_prompt_len=max(map(len, prompt_ids)),

@@ -8,7 +8,8 @@
 
 The engine loads nothing itself: params and a tokenizer (or bare `control_ids`) come from the caller
 (`apar_jax.runtime`), a trained drafter's params from `apar_jax.engine.setup` (`build_engine` /
-`engine_for` load `config.speculative`'s checkpoint) or from the caller (`drafter_params`). Every request is validated before anything is compiled or run.
+`engine_for` load `config.speculative`'s checkpoint) or from the caller (`drafter_params`). Every
+request is validated before anything is compiled or run.
 """
 
 from typing import Any, Iterator, Optional, Sequence
@@ -20,10 +21,10 @@ import ml_collections
 from apar_jax.engine.device import data_shards
 from apar_jax.engine.device.loop import EngineFunctions, compiled_functions
 from apar_jax.engine.host.draft_control import DraftControl
-from apar_jax.engine.setup.sections import engine_section, speculative_section  # noqa: F401 (re-export)
+from apar_jax.engine.setup.sections import engine_section, speculative_section  # noqa: F401
 from apar_jax.engine.host.request_feed import LiveFeed, RequestFeed, TimedQueue
-from apar_jax.engine.host.requests import (CapacityError, DoneEvent, PreparedRequest, Request, Result,
-                                      check_settings)
+from apar_jax.engine.host.requests import (CapacityError, DoneEvent, PreparedRequest, Request,
+                                           Result, check_settings)
 from apar_jax.engine.host.scheduler import Scheduler
 from apar_jax.engine.setup.speculative import SpeculativeSetup, resolve_speculative
 from apar_jax.engine.device.state import Capacities, EngineState, pages_for

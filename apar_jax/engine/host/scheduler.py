@@ -25,9 +25,9 @@ from apar_jax.engine.host.draft_control import DraftControl
 from apar_jax.engine.device.loop import EngineFunctions
 from apar_jax.engine.host.request_feed import RequestFeed
 from apar_jax.engine.host.requests import (ChunkEvent, DoneEvent, PreparedRequest, Result,
-                                      TokensEvent)
-from apar_jax.engine.device.state import (COPYING, DONE, FREE, LIVE, PENDING, Capacities, EngineState,
-                                   is_active, pages_for)
+                                           TokensEvent)
+from apar_jax.engine.device.state import (COPYING, DONE, FREE, LIVE, PENDING, Capacities,
+                                          EngineState, is_active, pages_for)
 from apar_jax.engine.device.token_choice import root_key_data
 from apar_jax.engine.host.tree_reassembly import Branch
 
