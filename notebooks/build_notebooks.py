@@ -52,6 +52,7 @@ def setup_cell(needs_smollm2: bool) -> str:
       # (a local checkout after `make install`, or the notebook tests).
       import importlib.util
       import os
+      import site
       import subprocess
       import sys
       import warnings
@@ -73,7 +74,7 @@ def setup_cell(needs_smollm2: bool) -> str:
               subprocess.run(['git', 'clone', '--depth=1', REPO_URL, 'apar-jax'], check=True)
           subprocess.run([sys.executable, '-m', 'pip', 'install', '-q', '-e', repo_root()],
                          check=True)@WHEEL@
-          sys.path.insert(0, repo_root())  # the editable install is only seen by new processes
+          site.addsitedir(site.getsitepackages()[0])  # the new editable install's .pth, read here
           print('installed apar-jax from', REPO_URL)
       else:
           print('apar-jax is already installed: nothing to do')

@@ -28,7 +28,7 @@ from apar_jax.speculative import auto_tree, hidden_transfer
 from apar_jax.speculative.drafter import Drafter
 from apar_jax.speculative.drafter_io import load_drafter
 from apar_jax.speculative.layer_runner import forward_with_layer_hidden
-from apar_jax.speculative.reference_decoder import SpeculativeReferenceDecoder
+from apar_jax.testing.speculative_reference import SpeculativeReferenceDecoder
 from apar_jax.speculative.tree import TokenTree
 
 

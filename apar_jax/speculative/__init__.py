@@ -1,11 +1,12 @@
 """Speculative draft / verify: static token trees, lossless acceptance (greedy, rejection sampling),
-typical acceptance (lossy), KV compaction, drafters (Medusa, Hidden Transfer, prompt lookup), the
-automatic tree builder and drafter training. See docs/speculative.md.
+typical acceptance (lossy), KV compaction, drafters (Medusa, Hidden Transfer, prompt lookup, Token
+Recycling), the automatic tree builder and drafter checkpoints; training lives in
+`apar_jax.training.drafter`. See docs/speculative.md.
 
 The engine calls, per step: `tree.candidates` -> one forward (PagedSpec with `tree.block_mask`, or
 `hidden_transfer.verify_with_transfer`) -> `greedy_accept` / `rejection_accept` -> `compact_paged`
 per layer -> the next draft (`medusa.propose`, the pseudo drafts, `prompt_lookup.lookup`).
-`reference_decoder.py` runs exactly that sequence outside the engine.
+`apar_jax.testing.speculative_reference` runs exactly that sequence outside the engine.
 """
 
 from apar_jax.speculative.acceptance import Acceptance, greedy_accept, is_stop, typical_accept

@@ -1,16 +1,12 @@
 """One small benchmark run on the tiny model, shared by the harness tests."""
 
 import json
-import os
-import sys
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from apar_jax.bench.harness import run_bench  # noqa: E402
-from apar_jax.bench.settings import BenchSettings  # noqa: E402
-from bench_testlib import BUDGET, PROMPTS  # noqa: E402
+from apar_jax.bench.harness import run_bench
+from apar_jax.bench.settings import BenchSettings
+from bench_testlib import BUDGET, PROMPTS
 
 
 @pytest.fixture(scope='session')

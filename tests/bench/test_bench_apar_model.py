@@ -3,21 +3,17 @@ against AR on that same fine-tune (`ar_apar_model`); AR keeps the base model."""
 
 import dataclasses
 import json
-import os
-import sys
 
 import jax
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from apar_jax.bench.harness import run_bench  # noqa: E402
-from apar_jax.bench.report import markdown  # noqa: E402
-from apar_jax.bench.settings import BenchSettings  # noqa: E402
-from apar_jax.runtime import load_runtime  # noqa: E402
-from apar_jax.training import LoraSpec, init_adapter, save_adapter  # noqa: E402
-from apar_jax.weights import load_params  # noqa: E402
-from bench_testlib import PROMPTS  # noqa: E402
+from apar_jax.bench.harness import run_bench
+from apar_jax.bench.report import markdown
+from apar_jax.bench.settings import BenchSettings
+from apar_jax.runtime import load_runtime
+from apar_jax.training import LoraSpec, init_adapter, save_adapter
+from apar_jax.weights import load_params
+from bench_testlib import PROMPTS
 
 
 @pytest.fixture(scope='module')

@@ -13,9 +13,7 @@ what it saw.
 import importlib.util
 import json
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import worker_init  # noqa: E402
 
 ARGS = worker_init.start()  # joins the job (worker role) before jax touches a backend

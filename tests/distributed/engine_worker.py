@@ -14,13 +14,10 @@ lives and what a request with a timed arrival gets (refused in a multi-process j
 
 import json
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import worker_init  # noqa: E402
 
 ARGS = worker_init.start()  # joins the job (worker role) before jax touches a backend
-sys.path.insert(0, os.path.join(ARGS.repo_root, 'tests', 'engine'))
 
 import flax.linen as nn  # noqa: E402
 import jax  # noqa: E402

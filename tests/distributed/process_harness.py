@@ -15,6 +15,8 @@ import subprocess
 import sys
 import time
 
+from child_env import python_path
+
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 WORKER_DEVICES = 4  # fake CPU devices per worker process: 2 processes x 4 = one 2x4 mesh
 
@@ -28,7 +30,7 @@ def free_port() -> int:
 def child_env(devices: int) -> dict[str, str]:
   """The parent's environment without APAR_* settings, on CPU with `devices` fake devices."""
   env = {k: v for k, v in os.environ.items() if not k.startswith('APAR_')}
-  env.update(PYTHONPATH=REPO_ROOT, JAX_PLATFORMS='cpu',
+  env.update(PYTHONPATH=python_path(), JAX_PLATFORMS='cpu',
              XLA_FLAGS=f'--xla_force_host_platform_device_count={devices}')
   return env
 

@@ -6,10 +6,8 @@ one data shard (its own KV pool and slots); requests are spread over both."""
 
 import json
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from process_harness import run_job  # noqa: E402
+from process_harness import run_job
 
 WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'engine_worker.py')
 TIMEOUT_S = 200  # for all three processes together, on a loaded 2-core machine

@@ -4,12 +4,10 @@ answers (`cli_api.generate_records`) are token-identical to a single process."""
 
 import json
 import os
-import sys
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from process_harness import run_job  # noqa: E402
+from process_harness import run_job
 
 pytestmark = [pytest.mark.smollm2, pytest.mark.slow]
 

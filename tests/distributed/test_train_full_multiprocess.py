@@ -5,20 +5,18 @@ one export per job that replaces a stale one (`save_params` from every process r
 
 import json
 import os
-import sys
 
 import jax
 import numpy as np
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from process_harness import run_job  # noqa: E402
-from train_numerics import adam_history, gradient_error, train_depths  # noqa: E402
+from process_harness import run_job
+from train_numerics import adam_history, gradient_error, train_depths
 
-from apar_jax.testing.adam_conditioning import (AdamHyper, AdamStep,  # noqa: E402
+from apar_jax.testing.adam_conditioning import (AdamHyper, AdamStep,
                                                 assert_weights_close)
-from apar_jax.testing.rounding import assert_close_across_orders  # noqa: E402
-from apar_jax.weights.orbax_io import restore_params  # noqa: E402
+from apar_jax.testing.rounding import assert_close_across_orders
+from apar_jax.weights.orbax_io import restore_params
 
 WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'train_full_worker.py')
 TIMEOUT_S = 200  # for all three processes together, on a loaded 2-core machine

@@ -6,19 +6,17 @@ logs, checkpoints that resume across the job, and one exported adapter (replacin
 import glob
 import json
 import os
-import sys
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from process_harness import run_job  # noqa: E402
-from train_numerics import (adam_history, checkpoint_weights, gradient_error,  # noqa: E402
+from process_harness import run_job
+from train_numerics import (adam_history, checkpoint_weights, gradient_error,
                             train_depths)
 
-from apar_jax.testing.adam_conditioning import assert_weights_close  # noqa: E402
-from apar_jax.testing.rounding import assert_close_across_orders  # noqa: E402
-from apar_jax.weights.adapter_io import load_adapter  # noqa: E402
+from apar_jax.testing.adam_conditioning import assert_weights_close
+from apar_jax.testing.rounding import assert_close_across_orders
+from apar_jax.weights.adapter_io import load_adapter
 
 WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'train_worker.py')
 TIMEOUT_S = 200  # for all three processes together, on a loaded 2-core machine

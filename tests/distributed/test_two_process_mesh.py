@@ -3,20 +3,17 @@
 
 import json
 import os
-import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from process_harness import run_job  # noqa: E402
+from process_harness import run_job
 
-from apar_jax.testing.accumulation_depth import forward_terms  # noqa: E402
-from apar_jax.testing.rounding import assert_close_across_orders  # noqa: E402
+from apar_jax.testing.accumulation_depth import forward_terms
+from apar_jax.testing.rounding import assert_close_across_orders
 
 WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'two_process_worker.py')
 TIMEOUT_S = 85  # for all three processes together
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from conftest import load_config  # noqa: E402
+from conftest import load_config
 
 
 def _worker_model_config():

@@ -12,9 +12,7 @@ OUT_DIR/job/. Each writes OUT_DIR/<role>_<process id>.json (steps run, local sha
 
 import json
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import worker_init  # noqa: E402
 
 ARGS = worker_init.start()  # joins the job (worker role) before jax touches a backend

@@ -4,7 +4,6 @@ tiny model's loss and gradients (`apar_jax.testing`). Import after jax is set up
 
 import json
 import os
-import sys
 
 import jax
 import numpy as np
@@ -14,8 +13,7 @@ from apar_jax.testing.accumulation_depth import backward_terms, forward_terms
 from apar_jax.testing.adam_conditioning import AdamStep
 from apar_jax.testing.rounding import order_tolerance, slice_scale
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from conftest import load_config  # noqa: E402
+from conftest import load_config
 
 SEQ_LEN, BATCH = 160, 4  # tests/training/training_fixtures.py, tests/distributed/train_setup.py
 

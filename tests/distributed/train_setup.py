@@ -2,16 +2,13 @@
 train config (import it after `worker_init.start()`: it imports jax)."""
 
 import os
-import sys
 
 import jax
 import ml_collections
 
 from worker_init import WorkerArgs
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                'training'))
-from training_fixtures import tiny_train_config, write_sharegpt  # noqa: E402
+from training_fixtures import tiny_train_config, write_sharegpt
 
 
 def train_config(args: WorkerArgs, **train_overrides) -> tuple[str, ml_collections.ConfigDict]:

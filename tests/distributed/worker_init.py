@@ -3,9 +3,10 @@
     python WORKER REPO_ROOT OUT_DIR reference
     python WORKER REPO_ROOT OUT_DIR worker PORT PROCESS_ID
 
-A worker script calls `start()` before it imports anything that touches a jax backend: it puts the
-repository and tests/ on sys.path and, for a worker, starts `jax.distributed` on
-127.0.0.1:PORT (gloo collectives, two processes). The reference role stays a plain single process.
+A worker script calls `start()` before it imports anything that touches a jax backend: for a
+worker, it starts `jax.distributed` on 127.0.0.1:PORT (gloo collectives, two processes). The
+reference role stays a plain single process. The repository and the test helpers are importable
+through the PYTHONPATH the parent sets (`process_harness.child_env`).
 """
 
 import dataclasses
@@ -37,9 +38,6 @@ def start(argv: list[str] | None = None) -> WorkerArgs:
   argv = sys.argv if argv is None else argv
   sys.excepthook = _exit_at_once
   repo_root, out_dir, role = argv[1:4]
-  for path in (repo_root, os.path.join(repo_root, 'tests')):
-    if path not in sys.path:
-      sys.path.insert(0, path)
   if role == 'reference':
     return WorkerArgs(repo_root, out_dir, role, 0)
   if role != 'worker':

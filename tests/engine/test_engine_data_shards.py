@@ -15,6 +15,8 @@ import subprocess
 import sys
 import textwrap
 
+from child_env import child_env
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 
@@ -24,7 +26,6 @@ SCRIPT = textwrap.dedent(r'''
     import flax.linen as nn
     import jax, jax.numpy as jnp
     import numpy as np
-    sys.path.insert(0, sys.argv[1])
     from test_engine_speculative import SPEC, drafter_kwargs
     from tiny_model import FORKY, IDS, FakeTokenizer, tiny_config, tiny_params
     from apar_jax import sharding
@@ -224,7 +225,7 @@ SCRIPT = textwrap.dedent(r'''
 
 
 def test_data_shards_decode_side_by_side_with_single_device_tokens():
-  env = dict(os.environ, PYTHONPATH=REPO)
+  env = child_env()
   proc = subprocess.run([sys.executable, '-c', SCRIPT, HERE], capture_output=True, text=True,
                         timeout=900, env=env, cwd=REPO)
   assert proc.returncode == 0 and 'OK' in proc.stdout, (proc.stdout[-2000:], proc.stderr[-4000:])

@@ -8,6 +8,8 @@ import subprocess
 import sys
 import textwrap
 
+from child_env import child_env
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 
@@ -16,7 +18,6 @@ SCRIPT = textwrap.dedent('''
     os.environ['XLA_FLAGS'] = '--xla_force_host_platform_device_count=8'
     import flax.linen as nn
     import jax, jax.numpy as jnp
-    sys.path.insert(0, sys.argv[1])
     from tiny_model import FORKY, IDS, tiny_config, tiny_params
     from apar_jax import sharding
     from apar_jax.engine import Engine, Request, tree_signature
@@ -48,7 +49,7 @@ SCRIPT = textwrap.dedent('''
 
 
 def test_two_by_four_mesh_gives_single_device_tokens():
-  env = dict(os.environ, PYTHONPATH=REPO)
+  env = child_env()
   proc = subprocess.run([sys.executable, '-c', SCRIPT, HERE], capture_output=True, text=True,
                         timeout=600, env=env, cwd=REPO)
   assert proc.returncode == 0 and 'OK' in proc.stdout, proc.stderr[-4000:]

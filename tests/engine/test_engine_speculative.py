@@ -3,15 +3,17 @@ drafter), identical APAR trees with drafts (forks accepted mid-window), one comp
 accounting, and clear errors before compiling."""
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from apar_jax.engine import Engine, Request, tree_signature
-from apar_jax.engine.setup.build import build_engine
+from apar_jax.engine import Engine, Request, build_engine, tree_signature
+from apar_jax.model import CausalSpec, build_model
 from apar_jax.modes import split_mode
 from apar_jax.speculative import DrafterMismatchError, TreeError, save_drafter
 from apar_jax.speculative.hidden_transfer import init_hidden_transfer
 from apar_jax.speculative.medusa import init_medusa
+from apar_jax.speculative.top_tokens import top_tokens
 from tiny_model import FORKY, IDS, FakeTokenizer, tiny_config, tiny_params
 
 D_MODEL = 32
@@ -75,6 +77,21 @@ def ar_results(tiny):
   _, params = tiny
   engine = make_engine(params, 'ar', **CAPS)
   return engine.generate([Request(token_ids=p, max_new_tokens=NEW) for p in prompts_50()])
+
+
+def test_token_recycling_learns_the_prompt_at_prefill(tiny):
+  """The table's rows of the prompt tokens (the last one is fed by the first step) are the top-k
+  successors of the model's own forward over the prompt, before any token is generated."""
+  config, params = tiny
+  engine = make_engine(params, 'token_recycling', **CAPS)
+  prompt = [5, 9, 12, 7, 3]
+  engine.generate([Request(token_ids=prompt, max_new_tokens=1)])
+  table = np.asarray(engine._state.spec.table)[0]  # [V, k] of the one data shard
+  model = build_model(config.model)
+  logits = model.apply({'params': params}, jnp.asarray([prompt]),
+                       jnp.arange(len(prompt))[None], CausalSpec()).logits[0]  # [5, V]
+  want = np.asarray(top_tokens(logits, table.shape[1]))
+  np.testing.assert_array_equal(table[prompt[:-1]], want[:-1])
 
 
 @pytest.mark.parametrize('mode', ['lookup', 'medusa', 'hidden_transfer', 'token_recycling'])

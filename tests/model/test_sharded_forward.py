@@ -5,6 +5,8 @@ import subprocess
 import sys
 import textwrap
 
+from child_env import child_env
+
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 SCRIPT = textwrap.dedent('''
@@ -12,7 +14,6 @@ SCRIPT = textwrap.dedent('''
     os.environ['XLA_FLAGS'] = '--xla_force_host_platform_device_count=8'
     import flax.linen as nn
     import jax, jax.numpy as jnp, numpy as np
-    sys.path.insert(0, os.path.join(sys.argv[1], 'tests'))
     from conftest import load_config
     from apar_jax import sharding
     from apar_jax.model import CausalSpec, DenseCache, DenseCacheSpec, build_model
@@ -54,7 +55,7 @@ SCRIPT = textwrap.dedent('''
 
 
 def test_two_by_four_mesh_matches_single_device():
-  env = dict(os.environ, PYTHONPATH=REPO_ROOT)
+  env = child_env()
   proc = subprocess.run([sys.executable, '-c', SCRIPT, REPO_ROOT], capture_output=True, text=True,
                         timeout=300, env=env)
   assert proc.returncode == 0 and 'OK' in proc.stdout, proc.stderr[-3000:]

@@ -2,14 +2,9 @@
 (random weights, the SmolLM2 tokenizer: what `generate --config=configs/tiny.py` decodes) and APAR
 on the same model with a head that forks (`serving_testlib.forky_runtime`)."""
 
-import os
-import sys
-
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from serving_testlib import forky_runtime, start, tiny_config  # noqa: E402
+from serving_testlib import forky_runtime, start, tiny_config
 
 
 @pytest.fixture(scope='session')

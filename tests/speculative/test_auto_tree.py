@@ -1,17 +1,14 @@
 """The automatic tree builder: optimal paths for their size, smaller trees when steps cost more."""
 
 import itertools
-import os
-import sys
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
-from tiny import tiny_model  # noqa: E402
+from tiny import tiny_model
 
-from apar_jax.speculative import auto_tree  # noqa: E402
-from apar_jax.speculative.tree import TokenTree  # noqa: E402
+from apar_jax.speculative import auto_tree
+from apar_jax.speculative.tree import TokenTree
 
 ACC = np.array([[0.6, 0.15, 0.08], [0.4, 0.12, 0.05], [0.3, 0.1, 0.04]])
 

@@ -1,18 +1,14 @@
 """Drafter checkpoints: round trip, and clear errors for another base model / kind / directory."""
 
-import os
-import sys
-
 import jax
 import numpy as np
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
-from tiny import tiny_model, tiny_model_config  # noqa: E402
+from tiny import tiny_model, tiny_model_config
 
-from apar_jax.speculative import hidden_transfer, medusa  # noqa: E402
-from apar_jax.speculative.drafter_io import drafter_metadata, load_drafter, save_drafter  # noqa: E402
-from apar_jax.speculative.fingerprint import DrafterMismatchError  # noqa: E402
+from apar_jax.speculative import hidden_transfer, medusa
+from apar_jax.speculative.drafter_io import drafter_metadata, load_drafter, save_drafter
+from apar_jax.speculative.fingerprint import DrafterMismatchError
 
 
 @pytest.fixture(scope='module')

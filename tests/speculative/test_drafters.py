@@ -1,23 +1,19 @@
 """Drafters: the layer runner reproduces the model, Medusa / Hidden Transfer shapes and initial
 behaviour, Hidden Transfer inside verification == the extra pass, prompt lookup vs a Python walk."""
 
-import os
-import sys
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
-from tiny import tiny_model  # noqa: E402
+from tiny import tiny_model
 
-from apar_jax.model import CausalSpec, PagedCache, PagedSpec  # noqa: E402
-from apar_jax.speculative import hidden_transfer, layer_runner, medusa, prompt_lookup  # noqa: E402
-from apar_jax.speculative.compaction import compact_paged  # noqa: E402
-from apar_jax.speculative.tree import TokenTree  # noqa: E402
-from apar_jax.testing.accumulation_depth import forward_terms  # noqa: E402
-from apar_jax.testing.rounding import assert_close_across_orders  # noqa: E402
+from apar_jax.model import CausalSpec, PagedCache, PagedSpec
+from apar_jax.speculative import hidden_transfer, layer_runner, medusa, prompt_lookup
+from apar_jax.speculative.compaction import compact_paged
+from apar_jax.speculative.tree import TokenTree
+from apar_jax.testing.accumulation_depth import forward_terms
+from apar_jax.testing.rounding import assert_close_across_orders
 
 TOKENS = jnp.asarray([[5, 9, 11, 3, 60, 2, 7], [1, 2, 3, 4, 5, 6, 7]], jnp.int32)
 POS = jnp.broadcast_to(jnp.arange(7), (2, 7))

@@ -1,21 +1,17 @@
 """Greedy speculative decoding is token-identical to greedy AR (DenseGenerator) on 50 prompts, for
 every drafter; each decoder compiles its step once; bad inputs fail before compiling."""
 
-import os
-import sys
-
 import jax
 import numpy as np
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
-from tiny import tiny_model  # noqa: E402
+from tiny import tiny_model
 
-from apar_jax.generate import DenseGenerator  # noqa: E402
-from apar_jax.speculative import hidden_transfer, medusa  # noqa: E402
-from apar_jax.speculative.drafter import Drafter  # noqa: E402
-from apar_jax.speculative.reference_decoder import SpeculativeReferenceDecoder  # noqa: E402
-from apar_jax.speculative.tree import TokenTree, TreeError  # noqa: E402
+from apar_jax.generate import DenseGenerator
+from apar_jax.speculative import hidden_transfer, medusa
+from apar_jax.speculative.drafter import Drafter
+from apar_jax.testing.speculative_reference import SpeculativeReferenceDecoder
+from apar_jax.speculative.tree import TokenTree, TreeError
 
 STOP = 63
 MAX_NEW = 20

@@ -8,24 +8,21 @@
 """
 
 import itertools
-import sys
-import os
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
-from chi_square import chi_square_p  # noqa: E402
-from tiny import tiny_model  # noqa: E402
+from chi_square import chi_square_p
+from tiny import tiny_model
 
-from apar_jax.model import CausalSpec  # noqa: E402
-from apar_jax.speculative import medusa  # noqa: E402
-from apar_jax.speculative.drafter import Drafter  # noqa: E402
-from apar_jax.speculative.reference_decoder import Settings, SpeculativeReferenceDecoder  # noqa: E402
-from apar_jax.speculative.rejection import rejection_accept  # noqa: E402
-from apar_jax.speculative.tree import TokenTree  # noqa: E402
+from apar_jax.model import CausalSpec
+from apar_jax.speculative import medusa
+from apar_jax.speculative.drafter import Drafter
+from apar_jax.testing.speculative_reference import Settings, SpeculativeReferenceDecoder
+from apar_jax.speculative.rejection import rejection_accept
+from apar_jax.speculative.tree import TokenTree
 
 END = -1
 

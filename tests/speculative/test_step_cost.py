@@ -3,16 +3,14 @@ an error when the file is missing, corrupt or not writable."""
 
 import json
 import os
-import sys
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
-from tiny import tiny_model  # noqa: E402
+from tiny import tiny_model
 
-from apar_jax.speculative import step_cost  # noqa: E402
-from apar_jax.speculative.medusa import init_medusa  # noqa: E402
+from apar_jax.speculative import step_cost
+from apar_jax.speculative.medusa import init_medusa
 
 
 @pytest.fixture(scope='module')

@@ -3,19 +3,16 @@ end to end (distil -> features -> train -> measure -> save with fingerprint)."""
 
 import dataclasses
 import json
-import os
-import sys
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
-from tiny import tiny_model  # noqa: E402
+from tiny import tiny_model
 
-from apar_jax.defaults import drafter_train_config  # noqa: E402
-from apar_jax.generate import DenseGenerator  # noqa: E402
-from apar_jax.training.drafter.data import base_features, make_rows  # noqa: E402
-from apar_jax.training.drafter.trainer import (TrainSettings, make_features,  # noqa: E402
+from apar_jax.defaults import drafter_train_config
+from apar_jax.generate import DenseGenerator
+from apar_jax.training.drafter.data import base_features, make_rows
+from apar_jax.training.drafter.trainer import (TrainSettings, make_features,
                                                 measure_acceptance, train)
 
 

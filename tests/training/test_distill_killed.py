@@ -11,14 +11,13 @@ import time
 
 from apar_jax.commands import distill
 from apar_jax.defaults import distill_defaults
+from child_env import child_env
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SETTINGS = dict(num_prompts=30, batch_size=2, max_new_tokens=32, backend='engine', max_attempts=2)
 TOTAL = SETTINGS['num_prompts'] * SETTINGS['max_attempts']  # a random model's answers never pass
 CHILD = f'''
-import sys
-sys.path.insert(0, {REPO!r})
-from tests.conftest import load_config
+from conftest import load_config
 from apar_jax.commands import distill
 from apar_jax.defaults import distill_defaults
 config = load_config('tiny')
@@ -35,7 +34,8 @@ def _lines(path):
 
 def _stop_mid_run(out: str, sig: int) -> int:
   """Starts a distillation into `out`, sends `sig` once it wrote 5 answers; its exit code."""
-  child = subprocess.Popen([sys.executable, '-c', CHILD, out], stderr=subprocess.DEVNULL)
+  child = subprocess.Popen([sys.executable, '-c', CHILD, out], stderr=subprocess.DEVNULL,
+                           env=child_env())
   deadline = time.monotonic() + 600
   while time.monotonic() < deadline and child.poll() is None:
     if os.path.exists(out) and len(_lines(out)) >= 5:

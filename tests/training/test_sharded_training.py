@@ -6,6 +6,8 @@ import subprocess
 import sys
 import textwrap
 
+from child_env import child_env
+
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 SCRIPT = textwrap.dedent('''
@@ -13,7 +15,6 @@ SCRIPT = textwrap.dedent('''
     devices = int(sys.argv[2])
     os.environ['XLA_FLAGS'] = f'--xla_force_host_platform_device_count={devices}'
     import jax, numpy as np
-    sys.path.insert(0, os.path.join(sys.argv[1], 'tests', 'training'))
     from training_fixtures import tiny_train_config, write_sharegpt
     from apar_jax.training.trainer import train
     assert jax.device_count() == devices
@@ -34,7 +35,7 @@ SCRIPT = textwrap.dedent('''
 
 
 def _start(devices: int, tmp: str) -> subprocess.Popen:
-  env = dict(os.environ, PYTHONPATH=REPO_ROOT)
+  env = child_env()
   return subprocess.Popen([sys.executable, '-c', SCRIPT, REPO_ROOT, str(devices), tmp],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 

@@ -3,18 +3,16 @@
 import glob
 import os
 import struct
-import sys
 
 import jax
 import numpy as np
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from training_fixtures import tiny_train_config, write_sharegpt  # noqa: E402
+from training_fixtures import tiny_train_config, write_sharegpt
 
-from apar_jax.weights.adapter_io import load_adapter  # noqa: E402
-from apar_jax.training.plot import plot_loss, read_metrics  # noqa: E402
-from apar_jax.training.trainer import train  # noqa: E402
+from apar_jax.weights.adapter_io import load_adapter
+from apar_jax.training.plot import plot_loss, read_metrics
+from apar_jax.training.trainer import train
 
 
 def read_scalars(path):

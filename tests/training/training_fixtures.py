@@ -2,12 +2,10 @@
 
 import json
 import os
-import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-from conftest import load_config  # noqa: E402
+from conftest import load_config
 
-from apar_jax.defaults import train_defaults  # noqa: E402
+from apar_jax.defaults import train_defaults
 
 LIST_ANSWER = ('Here are some tips:\n\n1. Sleep well: Go to bed at the same time every night.\n\n'
                '2. **Eat well**: Fruit and vegetables keep you healthy.\n\n3. Move: Walk at least '

@@ -136,6 +136,7 @@ def compiled_functions(model_cfg: ml_collections.FrozenConfigDict, caps: Capacit
   model = build_model(ml_collections.ConfigDict(model_cfg.to_dict()))
   cfg = StepConfig(model, caps, ids, apar, attention_impl)
   history = spec is not None and spec_state.uses_history(spec)
+  recycling = spec is not None and spec.drafter.kind == 'token_recycling'
   base_params = (lambda p: p[0]) if spec is not None else (lambda p: p)  # noqa: E731
   def step_cfg(rows: int, draft: bool) -> StepConfig:
     if spec is None:
@@ -150,11 +151,14 @@ def compiled_functions(model_cfg: ml_collections.FrozenConfigDict, caps: Capacit
     return _only_if(active, new, state)
 
   def pre(params, state, active, slot, tokens, start):
-    new = prefill.prefill_chunk(base_params(params), state, active, slot, tokens, start, model,
-                                caps, attention_impl)
+    new, logits = prefill.prefill_chunk(base_params(params), state, active, slot, tokens, start,
+                                        model, caps, attention_impl)
+    prompt = start + jnp.arange(tokens.shape[0]) < new.slots.length[slot]  # [C] not padding
     if history:
       new = new.replace(spec=spec_state.history_prefill(new.spec, slot, tokens, start,
                                                         new.slots.length[slot]))
+    if recycling:  # the prompt's successors as the model ranks them
+      new = new.replace(spec=spec_state.recycle_prompt(new.spec, tokens, logits, active & prompt))
     return _only_if(active, new, state)
 
   reset = lambda state: reset_state(state.caches, caps).replace(spec=state.spec)  # noqa: E731

@@ -63,9 +63,11 @@ def admit(state: EngineState, slot: jax.Array, request: jax.Array, prompt_len: j
 
 def prefill_chunk(params: Any, state: EngineState, active: jax.Array, slot: jax.Array,
                   tokens: jax.Array, start: jax.Array, model: Transformer, caps: Capacities,
-                  attention_impl: str) -> EngineState:
+                  attention_impl: str) -> tuple[EngineState, jax.Array]:
   """Writes the K/V of `tokens [C]` at positions start .. start + C - 1 of `slot` (if `active`;
-  else into the sink page: a data shard with nothing to prefill runs the same program)."""
+  else into the sink page: a data shard with nothing to prefill runs the same program). Returns
+  (state, logits [C, V] at those positions: token recycling learns from them, and XLA drops the
+  LM head where no caller reads them)."""
   c = tokens.shape[0]
   extra = pages_for(c, caps.page_size) + 1
   own = jnp.where(active, state.slots.page_table[slot], caps.sink)
@@ -73,4 +75,4 @@ def prefill_chunk(params: Any, state: EngineState, active: jax.Array, slot: jax.
   spec = PagedSpec(row, start[None], None, write=None, impl=attention_impl)
   positions = (start + jnp.arange(c, dtype=jnp.int32))[None]
   out = model.apply({'params': params}, tokens[None], positions, spec, state.caches)
-  return state.replace(caches=out.caches)
+  return state.replace(caches=out.caches), out.logits[0]

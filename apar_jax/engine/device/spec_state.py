@@ -68,6 +68,13 @@ def recycle(ss: SpecSlots, cand: jax.Array, logits: jax.Array, live: jax.Array) 
                                                   logits.reshape(s * t, v), valid))
 
 
+def recycle_prompt(ss: SpecSlots, tokens: jax.Array, logits: jax.Array,
+                   valid: jax.Array) -> SpecSlots:
+  """The table refreshed from a prefill chunk: prompt tokens [C] with their logits [C, V] (`valid`
+  [C]: a real prompt position of an active shard)."""
+  return ss.replace(table=token_recycling.refresh(ss.table, tokens, logits, valid))
+
+
 def history_admit(ss: SpecSlots, slot: jax.Array, prompt_len: jax.Array,
                   last_token: jax.Array) -> SpecSlots:
   """The prompt's last token (fed by the first step) at position prompt_len - 1."""
