@@ -13,10 +13,10 @@ from apar_jax.commands import distill
 from apar_jax.defaults import distill_defaults
 from child_env import child_env
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SETTINGS = dict(num_prompts=30, batch_size=2, max_new_tokens=32, backend='engine', max_attempts=2)
 TOTAL = SETTINGS['num_prompts'] * SETTINGS['max_attempts']  # a random model's answers never pass
 CHILD = f'''
+import sys
 from conftest import load_config
 from apar_jax.commands import distill
 from apar_jax.defaults import distill_defaults
