@@ -3,7 +3,7 @@
 Batch 1 (the latency table): AR and speculative modes get one slot; APAR modes get `apar_slots`
 branch slots (a branch needs a slot, and every slot is a row of every step: that cost is APAR's and
 is measured). Serving: every mode gets the same slots and the same KV page budget. Capacities follow
-from the workload in `apar_jax.engine.setup.sized_config`.
+from the workload in `apar_jax.engine.setup.build.sized_config`.
 """
 
 import time

@@ -40,7 +40,7 @@ def sized_config(config: ml_collections.ConfigDict, mode: str = 'ar', *, max_pro
     can hold a full table plus `slack` positions (a speculative step's verification window, which
     has its own page-table columns: `Capacities.table_width`).
   """
-  Mode.parse(mode)  # ValueError naming the modes
+  apar = Mode.parse(mode).apar  # ValueError naming the modes
   if max_prompt_len < 1 or max_new_tokens < 1:
     raise ValueError(f'an engine workload needs max_prompt_len >= 1 and max_new_tokens >= 1, got '
                      f'{max_prompt_len} and {max_new_tokens}')
@@ -51,7 +51,7 @@ def sized_config(config: ml_collections.ConfigDict, mode: str = 'ar', *, max_pro
   eng.pages_per_slot = pages_for(max_prompt_len - 1 + max_new_tokens, page)
   eng.max_slots = int(slots) if slots is not None else int(eng.max_slots)
   eng.max_requests = int(requests) if requests is not None else int(eng.max_requests)
-  if not Mode.parse(mode).apar:
+  if not apar:
     eng.max_slots = min(eng.max_slots, eng.max_requests)
     eng.max_requests = eng.max_slots
   if num_pages is not None:
