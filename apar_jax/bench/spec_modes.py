@@ -10,8 +10,13 @@ speculative answer is checked token-identical to AR. A drafter without a trained
 `config.speculative` is run with untrained params (zero Medusa heads / identity Hidden Transfer
 maps) and marked `untrained`: its figure shows the step cost, not a speed-up. With a
 `--prompts_file` whose prompts carry a "category" (the shipped 13-category drafter set,
-`data/category_prompts.jsonl`), a table follows: tokens per step of every mode in every category."""
+`data/category_prompts.jsonl`), a table follows: tokens per step of every mode in every category.
+Every drafting mode then prints the acceptance it reached per tree (level, rank), counted by the
+engine (`speculative.acceptance_tally`); `--acceptance_out` writes them as JSON, which
+`--config.speculative.acceptance_file` gives back to the tree planner of prompt lookup and token
+recycling (their configured priors otherwise)."""
 
+import json
 import sys
 import time
 from typing import Any
@@ -28,6 +33,7 @@ from apar_jax.modes import CHECKPOINT_DRAFTERS, split_mode
 from apar_jax.bench.categories import category_table
 from apar_jax.bench.prompts import BenchPrompt, load_prompts
 from apar_jax.bench.timing import best_interleaved, load_with_prompts
+from apar_jax.speculative import acceptance_tally
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file (get_config()).',
                                           lock_config=False)
@@ -38,6 +44,9 @@ _PROMPTS_FILE = flags.DEFINE_string(
     'prompts_file', None, '.jsonl ("prompt", optional "category") or .txt prompts; default: three '
     'built-in prompts. The 13-category drafter set: data/category_prompts.jsonl.')
 _MAX_PROMPTS = flags.DEFINE_integer('max_prompts', 0, 'Use the first N prompts (0 = all).')
+_ACCEPTANCE_OUT = flags.DEFINE_string(
+    'acceptance_out', '', 'Write every drafting mode\'s measured acceptance per (level, rank) to '
+    'this JSON file (read back by --config.speculative.acceptance_file).')
 
 PROMPTS = [
     'Repeat this sentence exactly: The quick brown fox jumps over the lazy dog near the river bank.',
@@ -121,6 +130,14 @@ def main(argv: list[str]) -> None:
   categories = [p.category for p in prompts]
   if any(categories):
     print(category_table({m: results[m] for m in engines}, categories))
+  measured = {m: e.acceptance_tally for m, e in engines.items() if e.acceptance_tally is not None}
+  for mode, tally in measured.items():
+    print(f'\n{mode}: acceptance per tree (level, rank), kept / tried (tried) over every timed and '
+          f'warm-up run\n{acceptance_tally.describe(tally)}')
+  if _ACCEPTANCE_OUT.value:
+    acceptance_tally.write(_ACCEPTANCE_OUT.value, {split_mode(m)[1]: t for m, t in measured.items()},
+                           source=f'spec_modes, {len(ids)} prompts x {new} tokens, {config.name}')
+    _log(f'[spec_modes] acceptance tables written to {_ACCEPTANCE_OUT.value}')
 
 
 if __name__ == '__main__':

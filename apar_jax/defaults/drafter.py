@@ -46,6 +46,10 @@ def speculative_config(**overrides) -> ml_collections.ConfigDict:
       recycling_depth=4,
       recycling_topk=4,
       recycling_acceptance=((0.24, 0.07, 0.04, 0.03), (0.40, 0.10, 0.05, 0.03)),
+      # a JSON of acceptance per (level, rank) measured while decoding (`python -m
+      # apar_jax.bench.spec_modes --acceptance_out=F`): where it has a figure for the drafter, the
+      # tree planner uses it instead of the priors above or the checkpoint's table ('' = none)
+      acceptance_file='',
       acceptance='exact',     # 'exact' (greedy / rejection sampling: lossless) | 'typical' (LOSSY)
   ))
   spec.update(overrides)

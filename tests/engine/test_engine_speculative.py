@@ -114,6 +114,9 @@ def test_greedy_speculative_equals_ar_on_50_prompts(tiny, ar_results, mode):
     drafted = sum(r.sampled_tokens for r in results) - steps  # stop tokens included
     assert stats['recycled_accepted_context'] + stats['recycled_accepted_table'] == drafted
     assert stats['recycled_accepted_table'] > 0
+  tally = engine.acceptance_tally  # [2, K, topk] (tried, kept) per (level, rank): this run's
+  assert tally[1].sum() == sum(r.sampled_tokens for r in results) - steps
+  assert np.all(tally[1] <= tally[0]) and tally[0, 0].sum() > 0
   # One compile per function, across a second run with another batch size and prompt lengths.
   engine.generate([Request(token_ids=[3, 4, 5], max_new_tokens=4)])
   compiled = engine.fns.cache_sizes()

@@ -111,7 +111,8 @@ def summary_arrays(state: EngineState) -> dict[str, jax.Array]:
               min_refcount=jnp.min(pool.refcount), max_refcount=jnp.max(pool.refcount),
               steps=state.steps, global_peak=state.peak_pages,
               **({} if state.spec is None else {'drafted': state.spec.drafted,
-                                                'by_source': state.spec.by_source}))
+                                                'by_source': state.spec.by_source,
+                                                'tally': state.spec.tally}))
 
 
 def _only_if(active: jax.Array, new: EngineState, old: EngineState) -> EngineState:

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 
 from apar_jax.engine.device.spec_config import SpecConfig
 from apar_jax.engine.device.state import Capacities, Slots
-from apar_jax.speculative import prompt_lookup, token_recycling
+from apar_jax.speculative import acceptance_tally, prompt_lookup, token_recycling
 
 
 @flax.struct.dataclass
@@ -33,6 +33,9 @@ class SpecSlots:
   # [2] int32, since init: drafted tokens accepted from the context match and from the table
   # (token recycling; zeros otherwise)
   by_source: jax.Array
+  # [2, K, topk] int32, since init: drafted nodes tried and kept per tree (level, rank): the
+  # acceptance table the running requests reach (`speculative.acceptance_tally`)
+  tally: jax.Array
 
 
 def init_spec_slots(caps: Capacities, spec: SpecConfig, vocab: int) -> SpecSlots:
@@ -42,7 +45,7 @@ def init_spec_slots(caps: Capacities, spec: SpecConfig, vocab: int) -> SpecSlots
            else jnp.full((1, 1), -1, jnp.int32))
   return SpecSlots(jnp.full((caps.max_slots, d.num_heads, d.topk), -1, jnp.int32),
                    jnp.zeros((caps.max_slots, width), jnp.int32), jnp.zeros((2,), jnp.int32),
-                   table, jnp.zeros((2,), jnp.int32))
+                   table, jnp.zeros((2,), jnp.int32), acceptance_tally.empty(d.num_heads, d.topk))
 
 
 def uses_history(spec: SpecConfig) -> bool:

@@ -28,7 +28,7 @@ from apar_jax.engine.device.step_config import StepConfig
 from apar_jax.engine.device.step_hints import StepHints
 from apar_jax.engine.device.token_choice import choose, step_keys
 from apar_jax.model import PagedSpec
-from apar_jax.speculative import hidden_transfer, medusa, token_recycling
+from apar_jax.speculative import acceptance_tally, hidden_transfer, medusa, token_recycling
 from apar_jax.speculative.acceptance import Acceptance, greedy_accept, typical_accept
 from apar_jax.speculative.compaction import compact_paged
 from apar_jax.speculative.layer_runner import lm_head_fn
@@ -182,4 +182,5 @@ def tree_step(params: Any, dparams: Any, state: EngineState, cfg: StepConfig,
                                         state.slots.length, ids.child)
   draft = next_draft(params, dparams, ss, acc, hidden, pseudo, live, cfg, rows)
   drafted = ss.drafted + jnp.stack([jnp.sum(live), jnp.sum(n_emit)]).astype(jnp.int32)
-  return state.replace(spec=ss.replace(draft=draft, history=history, drafted=drafted))
+  tally = acceptance_tally.count(ss.tally, spec.tree, cand, acc.nodes, n_emit, live)
+  return state.replace(spec=ss.replace(draft=draft, history=history, drafted=drafted, tally=tally))

@@ -17,6 +17,7 @@ from typing import Any, Iterator, Optional, Sequence
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 
 from apar_jax.engine.device import data_shards
 from apar_jax.engine.device.loop import EngineFunctions, compiled_functions
@@ -94,6 +95,9 @@ class Engine:
         self.attention_impl, speculative.spec if speculative else None, self.shards,
         mesh if mesh is not None and mesh.size > 1 else None, bool(eng.get('row_buckets', True)))
     self.last_stats: dict[str, int] = {}
+    # [2, K, topk] (tried, kept) drafted nodes per tree (level, rank) since the engine was built (or
+    # reset), as of the last run; None without a drafter (`speculative.acceptance_tally.rates`)
+    self.acceptance_tally: Optional[np.ndarray] = None
     self._state: Optional[EngineState] = None  # kept between calls: the KV pools are reused
     self._running: Optional[Scheduler] = None  # the scheduler of the run in progress
 
@@ -201,6 +205,7 @@ class Engine:
     finally:
       self._running = None
     self.last_stats = scheduler.final_stats()
+    self.acceptance_tally = scheduler.acceptance_tally()
     self._state = scheduler.state
 
   def page_stats(self) -> dict[str, int]:

@@ -107,6 +107,16 @@ class Scheduler:
                 max_refcount_end=int(np.max(summary['max_refcount'])),
                 num_pages=self.caps.num_pages * self.shards)
 
+  def acceptance_tally(self) -> np.ndarray | None:
+    """[2, K, topk] drafted nodes (tried, kept) per tree (level, rank) since the state was built,
+    summed over the shards (`speculative.acceptance_tally`); None without a drafter."""
+    summary = self._last if self._last is not None else read_summary(self.fns, self.state,
+                                                                        self.caps)
+    if 'tally' not in summary:
+      return None
+    tally = np.asarray(summary['tally'])
+    return tally.reshape((-1,) + tally.shape[-3:]).sum(axis=0)
+
   def _admit(self, picks: dict[int, tuple[PreparedRequest, int, int]]) -> None:
     """Admits and prefills one request per picked shard: {shard: (request, slot, r)} (local slot and
     request indices), in one `admit` call and as many `prefill_chunk` calls as the longest prompt

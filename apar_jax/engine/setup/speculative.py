@@ -26,7 +26,7 @@ from apar_jax.engine.device.spec_config import SpecConfig
 from apar_jax.modes import split_mode
 from apar_jax.engine.setup.tree_plan import BucketChoice
 from apar_jax.model import build_model
-from apar_jax.speculative import step_cost
+from apar_jax.speculative import acceptance_tally, step_cost
 from apar_jax.speculative.auto_tree import greedy_paths
 from apar_jax.speculative.drafter import Drafter
 from apar_jax.speculative.tree import TokenTree, TreeError
@@ -62,10 +62,21 @@ def parse_tree(text: Any) -> TokenTree:
 
 def acceptance_table(sec: ml_collections.ConfigDict, kind: str, num_heads: int, topk: int,
                      info: Optional[dict]) -> Optional[np.ndarray]:
-  """[D, K] acceptance rate of every drafted (level, rank): the checkpoint's measured table
-  (Medusa, Hidden Transfer), `lookup_acceptance` per level (prompt lookup, the last value repeated)
-  or `recycling_acceptance` (token recycling, the last level repeated); None without one (untrained
-  params)."""
+  """[D, K] acceptance rate of every drafted (level, rank): the configured or trained table, with
+  what `sec.acceptance_file` measured for this drafter on running requests in its place."""
+  prior = prior_acceptance(sec, kind, num_heads, topk, info)
+  path = str(sec.get('acceptance_file', '') or '')
+  measured = acceptance_tally.read(path, kind) if path else None
+  if prior is None or measured is None:
+    return prior
+  return acceptance_tally.overlay(prior, measured)
+
+
+def prior_acceptance(sec: ml_collections.ConfigDict, kind: str, num_heads: int, topk: int,
+                     info: Optional[dict]) -> Optional[np.ndarray]:
+  """[D, K] the checkpoint's table measured on held-out rows (Medusa, Hidden Transfer),
+  `lookup_acceptance` per level (prompt lookup, the last value repeated) or `recycling_acceptance`
+  (token recycling, the last level repeated); None without one (untrained params)."""
   if kind == 'lookup':
     rates = [float(a) for a in np.atleast_1d(np.asarray(sec.lookup_acceptance, np.float64))]
     rates += rates[-1:] * (num_heads - len(rates))
