@@ -7,7 +7,8 @@ answer as well as the base model?
 Requests: `--prompts_file` (`eval_requests.read_prompts_file`: one per line, or JSONL with `prompt`
 and `kind` 'list' | 'plain'), else the first `--num_list` list and `--num_plain` plain requests of the
 prompt generator's held-out split (topics and templates the distillation never reads). Greedy:
-1. the APAR model (the config's adapter) answers every request in `--mode`;
+1. the APAR model (the config's adapter) answers every request in `--mode` (cached in `--out_dir`
+   by adapter files, mode, request and budget: an interrupted run keeps what it decoded);
 2. the base model (no adapter) answers the same requests in AR mode (cached in `--out_dir`: a re-run
    or another adapter's evaluation decodes only what is missing);
 3. per answer: the quality signals of `apar_eval_report` for both models; the base model's NLL per
@@ -58,11 +59,23 @@ def base_cache_key(config, request, max_new_tokens: int) -> str:
   return hashlib.sha1(blob.encode()).hexdigest()
 
 
-def base_records(runtime, config, requests, prompt_ids, max_new_tokens: int, cache_path: str,
-                 batch: int) -> list[dict]:
-  """The base model's greedy AR records for `requests`, decoding only those the cache lacks."""
+def apar_cache_key(config, mode: str, request, max_new_tokens: int) -> str:
+  """Which APAR answer a cached line holds: the weights, the adapter's files (name, size, mtime),
+  the mode, the request, the budget."""
+  adapter = str(config.weights.adapter)
+  files = sorted((os.path.relpath(os.path.join(d, f), adapter),
+                  os.path.getsize(os.path.join(d, f)), os.path.getmtime(os.path.join(d, f)))
+                 for d, _, names in os.walk(adapter) for f in names)
+  blob = json.dumps([config.weights.to_dict(), files, config.tokenizer.to_dict(), mode,
+                     request.text, max_new_tokens], sort_keys=True, default=str)
+  return hashlib.sha1(blob.encode()).hexdigest()
+
+
+def cached_records(runtime, mode: str, requests, prompt_ids, max_new_tokens: int,
+                   keys: list[str], cache_path: str, chunk: int, who: str) -> list[dict]:
+  """The records of `requests` in `mode`, decoding only those the cache lacks (each chunk of
+  `chunk` requests is appended as it finishes, so an interrupted evaluation keeps its answers)."""
   from apar_jax.engine.host.cli_api import generate_records
-  keys = [base_cache_key(config, r, max_new_tokens) for r in requests]
   cached = {}
   if os.path.exists(cache_path):
     with open(cache_path, encoding='utf-8') as f:
@@ -74,15 +87,15 @@ def base_records(runtime, config, requests, prompt_ids, max_new_tokens: int, cac
           continue  # a torn last line
   todo = [i for i, k in enumerate(keys) if k not in cached]
   if todo:
-    print(f'[apar_eval] base model: {len(todo)} of {len(requests)} answers to decode '
+    print(f'[apar_eval] {who}: {len(todo)} of {len(requests)} answers to decode '
           f'({len(requests) - len(todo)} cached in {cache_path})', file=sys.stderr)
   with open(cache_path, 'a', encoding='utf-8') as f:
-    for start in range(0, len(todo), 4 * batch):
-      chunk = todo[start:start + 4 * batch]
-      records = generate_records(runtime, 'ar', [requests[i].text for i in chunk],
-                                 [prompt_ids[i] for i in chunk], max_new_tokens=max_new_tokens,
+    for start in range(0, len(todo), chunk):
+      part = todo[start:start + chunk]
+      records = generate_records(runtime, mode, [requests[i].text for i in part],
+                                 [prompt_ids[i] for i in part], max_new_tokens=max_new_tokens,
                                  progress=True, warmup=False)
-      for i, record in zip(chunk, records):
+      for i, record in zip(part, records):
         cached[keys[i]] = record
         f.write(json.dumps(dict(key=keys[i], record=record), ensure_ascii=False) + '\n')
       f.flush()
@@ -128,14 +141,18 @@ def main(argv) -> None:
   tok = apar_rt.tokenizer
   stops = tuple(tok.stop_ids)
   prompt_ids = [encode_user_prompt(tok, r.text, config.tokenizer) for r in requests]
-  apar = generate_records(apar_rt, MODE.value, [r.text for r in requests], prompt_ids,
-                          max_new_tokens=budget, progress=True)
+  apar = cached_records(apar_rt, MODE.value, requests, prompt_ids, budget,
+                        [apar_cache_key(config, MODE.value, r, budget) for r in requests],
+                        os.path.join(OUT_DIR.value, 'apar_answers.jsonl'), 12 * CONCURRENT.value,
+                        'APAR model')
   t_apar = time.perf_counter() - t0
 
   base_config = _engine_sized(without_adapter(config), BASE_BATCH.value, BASE_BATCH.value)
   base_rt = load_runtime(base_config)
-  base = base_records(base_rt, config, requests, prompt_ids, budget,
-                      os.path.join(OUT_DIR.value, 'base_ar_answers.jsonl'), BASE_BATCH.value)
+  base = cached_records(base_rt, 'ar', requests, prompt_ids, budget,
+                        [base_cache_key(config, r, budget) for r in requests],
+                        os.path.join(OUT_DIR.value, 'base_ar_answers.jsonl'), 4 * BASE_BATCH.value,
+                        'base model')
 
   apar_rows = [answer_row(r, rec, stops) for r, rec in zip(requests, apar)]
   base_rows = [answer_row(r, rec, stops) for r, rec in zip(requests, base)]
@@ -144,7 +161,7 @@ def main(argv) -> None:
   for side, records in (('apar', apar), ('base', base)):
     answers = [answer_ids(tok, records[i], stops) for i in lists]
     sums, counts = answer_nlls(base_rt.model, base_rt.params, [prompt_ids[i] for i in lists],
-                               answers)
+                               answers, progress=True)
     nll[side] = (sums, counts)
   plain = [i for i, row in enumerate(base_rows)
            if requests[i].kind == 'plain' and row.finished and row.items < 2]

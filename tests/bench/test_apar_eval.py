@@ -25,8 +25,8 @@ def test_answer_nll_equals_a_sequence_by_sequence_reference(tiny_config):
   model = build_model(tiny_config.model)
   vocab = tiny_config.model.vocab_size
   rng = np.random.default_rng(0)
-  prompts = [rng.integers(0, vocab, n).tolist() for n in (5, 9, 3)]
-  answers = [rng.integers(0, vocab, n).tolist() for n in (7, 2, 11)]
+  prompts = [rng.integers(0, vocab, n).tolist() for n in (5, 9, 3, 4)]
+  answers = [rng.integers(0, vocab, n).tolist() for n in (7, 2, 11, 300)]  # 300: chunked logits
   tokens = np.zeros((1, 4), np.int32)
   params = nn.unbox(model.init(jax.random.key(0), tokens, tokens, CausalSpec())['params'])
   total, count, each = 0.0, 0, []
@@ -44,7 +44,9 @@ def test_answer_nll_equals_a_sequence_by_sequence_reference(tiny_config):
   got = answer_nll(model, params, prompts, answers, batch_size=2)
   np.testing.assert_allclose(got, total / count, rtol=1e-5)
   sums, counts = answer_nlls(model, params, prompts, answers, batch_size=2)
-  assert counts.tolist() == [7, 2, 11]  # input order, though batched shortest first
+  assert counts.tolist() == [7, 2, 11, 300]  # input order, though batched shortest first
   np.testing.assert_allclose(sums, each, rtol=1e-5)
+  alone, _ = answer_nlls(model, params, prompts, answers, batch_size=4, max_tokens=64)  # 1 row each
+  np.testing.assert_allclose(alone, each, rtol=1e-5)
 
 

@@ -20,7 +20,7 @@ def _run(args, tmp_path):
                         cwd=str(tmp_path), capture_output=True, text=True, timeout=900)
 
 
-def test_eval_reports_both_models_side_by_side_and_caches_the_base_answers(tiny_config, tmp_path):
+def test_eval_reports_both_models_side_by_side_and_caches_both_models_answers(tiny_config, tmp_path):
   tok = load_tokenizer_from_config(tiny_config)
   spec = LoraSpec(rank=2, alpha=4.0, targets=('q_proj',), token_ids=(tok.fork_id, tok.child_id))
   adapter_dir = str(tmp_path / 'adapter')
@@ -46,10 +46,13 @@ def test_eval_reports_both_models_side_by_side_and_caches_the_base_answers(tiny_
   assert (out / 'apar_eval.png').stat().st_size > 0
   cache = (out / 'base_ar_answers.jsonl').read_text().splitlines()
   assert len(cache) == 3
-  again = _run(args, tmp_path)  # the base answers come from the cache
+  apar_cache = (out / 'apar_answers.jsonl').read_text().splitlines()
+  assert len(apar_cache) == 3
+  again = _run(args, tmp_path)  # both models' answers come from the caches
   assert again.returncode == 0, again.stderr[-3000:]
   assert 'answers to decode' not in again.stderr
   assert (out / 'base_ar_answers.jsonl').read_text().splitlines() == cache
+  assert (out / 'apar_answers.jsonl').read_text().splitlines() == apar_cache
   assert json.loads((out / 'apar_eval.json').read_text())['answers'] == result['answers']
 
 
