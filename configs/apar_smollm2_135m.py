@@ -54,7 +54,9 @@ def get_config():
       distill_first=True,            # `train` runs (or resumes) the distillation first
       unfinished='trim',             # answers cut at 384 tokens keep their complete blocks
       layout='packed',
-      plain_fraction=0.35,           # with 160 prompts: every tree (90) and 57 plain answers
+      # plain answers' share of the examples (the side in excess is subsampled): the bundled v2 took
+      # every tree (90) and 48 plain; trial r1 (docs/apar_training.md) 388 of 406 trees + 209 plain
+      plain_fraction=0.35,
       seq_len=512,
       max_branches=32,
       method='lora',
