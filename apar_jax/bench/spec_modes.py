@@ -13,10 +13,9 @@ maps) and marked `untrained`: its figure shows the step cost, not a speed-up. Wi
 `data/category_prompts.jsonl`), a table follows: tokens per step of every mode in every category.
 Every drafting mode then prints the acceptance it reached per tree (level, rank), counted by the
 engine (`speculative.acceptance_tally`); `--acceptance_out` writes them as JSON, which
-`--config.speculative.acceptance_file` gives back to the tree planner of prompt lookup and token
-recycling (their configured priors otherwise)."""
+`--config.speculative.acceptance_file` gives back to the tree planner (entry by entry in place of
+the configured priors or the drafter checkpoint's table)."""
 
-import json
 import sys
 import time
 from typing import Any

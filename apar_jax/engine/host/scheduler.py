@@ -92,11 +92,14 @@ class Scheduler:
     """Whether a chunk has run (`final_stats` then reads its summary, not the device)."""
     return self._last is not None
 
+  def _summary(self) -> dict[str, np.ndarray]:
+    """The latest chunk's summary, or one read from the device if no chunk has run yet."""
+    return self._last if self._last is not None else read_summary(self.fns, self.state, self.caps)
+
   def final_stats(self) -> dict[str, int]:
     """Run counters plus the page accounting after the run (all pages free, no negative count),
     summed over the shards."""
-    summary = self._last if self._last is not None else read_summary(self.fns, self.state,
-                                                                        self.caps)
+    summary = self._summary()
     control = self.control.stats() if self.control is not None else {}
     if 'by_source' in summary:  # token recycling, since the engine was built: accepted drafts
       context, table = np.asarray(summary['by_source']).reshape(-1, 2).sum(axis=0)
@@ -110,8 +113,7 @@ class Scheduler:
   def acceptance_tally(self) -> np.ndarray | None:
     """[2, K, topk] drafted nodes (tried, kept) per tree (level, rank) since the state was built,
     summed over the shards (`speculative.acceptance_tally`); None without a drafter."""
-    summary = self._last if self._last is not None else read_summary(self.fns, self.state,
-                                                                        self.caps)
+    summary = self._summary()
     if 'tally' not in summary:
       return None
     tally = np.asarray(summary['tally'])
