@@ -29,7 +29,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 from tqdm import tqdm
 
 from apar_jax import distributed, sharding
-from apar_jax.apar_data.dataset import DataStats, batch_rows, build_rows
+from apar_jax.apar_data.dataset import TREE_KINDS, DataStats, batch_rows, build_rows
 from apar_jax.apar_data.packing import PackedRows, weight_targets
 from apar_jax.model import CausalSpec, build_model
 from apar_jax.tokenization import Tokenizer
@@ -115,7 +115,7 @@ def train(config: ml_collections.ConfigDict, *, tokenizer: Optional[Tokenizer] =
       system_prompt=config.tokenizer.system_prompt, layout=tc.layout,
       plain_fraction=float(tc.plain_fraction), seq_len=int(tc.seq_len),
       max_branches=int(tc.max_branches), seed=int(tc.seed), max_exchanges=int(tc.max_exchanges),
-      unfinished=str(tc.unfinished))
+      unfinished=str(tc.unfinished), tree_kinds=tuple(tc.get('tree_kinds', TREE_KINDS)))
   print(f'[train] data: {stats.summary()}', file=sys.stderr)
   fork_weight = float(tc.get('fork_loss_weight', 1.0))
   if fork_weight != 1.0:
