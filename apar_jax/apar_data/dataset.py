@@ -1,9 +1,9 @@
 """ShareGPT file -> APAR and plain examples mixed at a ratio -> packed rows -> batches by step.
 
-Every structured answer (see `structure.extract_tree`) becomes an APAR tree example; every other
-answer a plain chat example; so does a structured answer whose kind ('list' | 'paragraphs') is not in
-`tree_kinds` (the model learns to write it without forking). `plain_fraction` fixes the share of plain examples: the side in excess is
-subsampled (deterministically). The batch of a step is a pure function of (seed, step), so a resumed
+Every structured answer (see `structure.extract_tree`) of a kind in `tree_kinds` ('list',
+'paragraphs') becomes an APAR tree example; every other answer a plain chat example (the model learns
+to write it without forking). `plain_fraction` fixes the share of plain examples: the side in excess
+is subsampled (deterministically). The batch of a step is a pure function of (seed, step), so a resumed
 run sees exactly the batches an uninterrupted one would.
 """
 
