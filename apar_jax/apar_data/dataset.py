@@ -1,8 +1,9 @@
 """ShareGPT file -> APAR and plain examples mixed at a ratio -> packed rows -> batches by step.
 
 Every structured answer (see `structure.extract_tree`) of a kind in `tree_kinds` ('list',
-'paragraphs') becomes an APAR tree example; every other answer a plain chat example (the model learns
-to write it without forking). `plain_fraction` fixes the share of plain examples: the side in excess
+'paragraphs') becomes an APAR tree example; every answer without a tree a plain chat example; a tree
+of another kind either a plain example (`excluded_trees='plain'`: the model learns to write it
+without forking) or nothing (`'drop'`). `plain_fraction` fixes the share of plain examples: the side in excess
 is subsampled (deterministically). The batch of a step is a pure function of (seed, step), so a resumed
 run sees exactly the batches an uninterrupted one would.
 """
@@ -23,6 +24,7 @@ from apar_jax.tokenization import Tokenizer, encode_chat
 
 LAYOUTS = ('packed', 'branch_rows')
 TREE_KINDS = ('list', 'paragraphs')
+EXCLUDED_TREES = ('plain', 'drop')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,29 +65,35 @@ def mix(trees: list[Example], plain: list[Example], plain_fraction: float,
   return rng.sample(trees, min(want_trees, len(trees))), plain
 
 
-def check_tree_kinds(tree_kinds: Sequence[str]) -> tuple[str, ...]:
-  """`tree_kinds` as a tuple, or ValueError naming the kinds there are."""
+def check_tree_kinds(tree_kinds: Sequence[str], excluded_trees: str = 'plain') -> tuple[str, ...]:
+  """`tree_kinds` as a tuple, or ValueError naming the values there are."""
   kinds = tuple(tree_kinds)
   unknown = [k for k in kinds if k not in TREE_KINDS]
   if unknown or not kinds:
     raise ValueError(f'tree_kinds must be a non-empty subset of {TREE_KINDS}, got {kinds}')
+  if excluded_trees not in EXCLUDED_TREES:
+    raise ValueError(f'excluded_trees must be one of {EXCLUDED_TREES}, got {excluded_trees!r}')
   return kinds
 
 
 def build_examples(items: Sequence[Exchange], tokenizer: Tokenizer, chat_template: str,
-                   system_prompt: Optional[str], tree_kinds: Sequence[str] = TREE_KINDS
+                   system_prompt: Optional[str], tree_kinds: Sequence[str] = TREE_KINDS,
+                   excluded_trees: str = 'plain'
                    ) -> tuple[list[Example], list[Example], collections.Counter]:
   """(tree examples, plain examples, counts of reasons for no tree).
 
-  A tree of a kind outside `tree_kinds` is written out as a plain example (reason 'kind_<kind>').
+  A tree of a kind outside `tree_kinds` is counted as 'kind_<kind>' and, by `excluded_trees`,
+  written out as a plain example or left out.
   """
-  kinds = check_tree_kinds(tree_kinds)
+  kinds = check_tree_kinds(tree_kinds, excluded_trees)
   trees, plain, reasons = [], [], collections.Counter()
   for item in items:
     extraction = extract_tree(item.answer)
     tree = extraction.tree
     if tree is not None and tree.kind not in kinds:
       reasons[f'kind_{tree.kind}'] += 1
+      if excluded_trees == 'drop':
+        continue
       tree = None
     elif tree is None:
       reasons[extraction.reason] += 1
@@ -98,18 +106,19 @@ def build_examples(items: Sequence[Exchange], tokenizer: Tokenizer, chat_templat
 def build_rows(path: str, tokenizer: Tokenizer, *, chat_template: str, system_prompt: Optional[str],
                layout: str, plain_fraction: float, seq_len: int, max_branches: int,
                seed: int, max_exchanges: int = 0, unfinished: str = 'drop',
-               tree_kinds: Sequence[str] = TREE_KINDS) -> tuple[PackedRows, DataStats]:
+               tree_kinds: Sequence[str] = TREE_KINDS,
+               excluded_trees: str = 'plain') -> tuple[PackedRows, DataStats]:
   """Reads `path` and returns the packed training rows and what went into them."""
   if layout not in LAYOUTS:
     raise ValueError(f'layout must be one of {LAYOUTS}, got {layout!r}')
-  check_tree_kinds(tree_kinds)  # before the file is read
+  check_tree_kinds(tree_kinds, excluded_trees)  # before the file is read
   items = list(exchanges(read_conversations(path), unfinished))
   if max_exchanges:
     items = items[:max_exchanges]
   if not items:
     raise ValueError(f'{path} holds no (human, gpt) exchanges to train on')
   trees, plain, reasons = build_examples(items, tokenizer, chat_template, system_prompt,
-                                         tree_kinds)
+                                         tree_kinds, excluded_trees)
   used_trees, used_plain = mix(trees, plain, plain_fraction, seed)
   examples = used_trees + used_plain
   if layout == 'branch_rows':

@@ -15,7 +15,8 @@ def train_defaults() -> ml_collections.ConfigDict:
       unfinished='drop',            # answers cut at the distill budget: 'drop' | 'trim' (last blank line)
       layout='packed',              # 'packed' (trees in one row) | 'branch_rows' (APAR's layout)
       plain_fraction=0.5,           # share of plain (unstructured) chat examples
-      tree_kinds=('list', 'paragraphs'),  # structures trained to fork; the others train as plain
+      tree_kinds=('list', 'paragraphs'),  # structures trained to fork
+      excluded_trees='plain',       # a tree of another kind: 'plain' (trains unforked) | 'drop'
       seq_len=512,                  # tokens per packed row
       max_branches=32,              # branches per packed row (trees and plain examples count)
       max_depth=2,                  # branch levels, root included (APAR data: 2)

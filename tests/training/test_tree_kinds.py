@@ -1,4 +1,4 @@
-"""`tree_kinds`: a structured answer of an excluded kind trains as a plain example (no fork)."""
+"""`tree_kinds`: a structured answer of an excluded kind trains as a plain example, or is left out."""
 
 import pytest
 
@@ -13,11 +13,11 @@ def tokenizer(load_config):
   return load_tokenizer_from_config(load_config('tiny'))
 
 
-def _build(path, tokenizer, tree_kinds):
+def _build(path, tokenizer, tree_kinds, excluded_trees='plain'):
   """Rows of the trees alone (plain_fraction 0), and the counts before the mix."""
   return build_rows(path, tokenizer, chat_template='chatml', system_prompt=None, layout='packed',
                     plain_fraction=0.0, seq_len=160, max_branches=8, seed=0,
-                    tree_kinds=tree_kinds)
+                    tree_kinds=tree_kinds, excluded_trees=excluded_trees)
 
 
 def test_excluded_kind_becomes_plain(tmp_path, tokenizer):
@@ -34,6 +34,16 @@ def test_excluded_kind_becomes_plain(tmp_path, tokenizer):
   assert 0 < forks_list < forks_all
 
 
-def test_unknown_kind_is_refused_before_reading(tmp_path, tokenizer):
+def test_excluded_kind_can_be_dropped(tmp_path, tokenizer):
+  data = write_sharegpt(str(tmp_path / 'd.jsonl'), n=12)
+  _, stats = _build(data, tokenizer, ('paragraphs',), excluded_trees='drop')
+  assert (stats.trees, stats.plain) == (4, 4)  # the 4 list answers are left out
+  assert stats.reasons['kind_list'] == 4
+
+
+def test_bad_values_are_refused_before_reading(tmp_path, tokenizer):
+  missing = str(tmp_path / 'missing.jsonl')
   with pytest.raises(ValueError, match='tree_kinds must be'):
-    _build(str(tmp_path / 'missing.jsonl'), tokenizer, ('tables',))
+    _build(missing, tokenizer, ('tables',))
+  with pytest.raises(ValueError, match='excluded_trees must be'):
+    _build(missing, tokenizer, ('list',), excluded_trees='keep')
