@@ -3,9 +3,9 @@
 Every structured answer (see `structure.extract_tree`) of a kind in `tree_kinds` ('list',
 'paragraphs') becomes an APAR tree example; every answer without a tree a plain chat example; a tree
 of another kind either a plain example (`excluded_trees='plain'`: the model learns to write it
-without forking) or nothing (`'drop'`). `plain_fraction` fixes the share of plain examples: the side in excess
-is subsampled (deterministically). The batch of a step is a pure function of (seed, step), so a resumed
-run sees exactly the batches an uninterrupted one would.
+without forking) or nothing (`'drop'`). `plain_fraction` fixes the share of plain examples: the
+side in excess is subsampled (deterministically). The batch of a step is a pure function of
+(seed, step), so a resumed run sees exactly the batches an uninterrupted one would.
 """
 
 import collections
@@ -67,7 +67,7 @@ def mix(trees: list[Example], plain: list[Example], plain_fraction: float,
 
 def check_tree_kinds(tree_kinds: Sequence[str], excluded_trees: str = 'plain') -> tuple[str, ...]:
   """`tree_kinds` as a tuple, or ValueError naming the values there are."""
-  kinds = tuple(tree_kinds)
+  kinds = (tree_kinds,) if isinstance(tree_kinds, str) else tuple(tree_kinds)  # 'list' = ('list',)
   unknown = [k for k in kinds if k not in TREE_KINDS]
   if unknown or not kinds:
     raise ValueError(f'tree_kinds must be a non-empty subset of {TREE_KINDS}, got {kinds}')
@@ -111,7 +111,7 @@ def build_rows(path: str, tokenizer: Tokenizer, *, chat_template: str, system_pr
   """Reads `path` and returns the packed training rows and what went into them."""
   if layout not in LAYOUTS:
     raise ValueError(f'layout must be one of {LAYOUTS}, got {layout!r}')
-  check_tree_kinds(tree_kinds, excluded_trees)  # before the file is read
+  tree_kinds = check_tree_kinds(tree_kinds, excluded_trees)  # before the file is read
   items = list(exchanges(read_conversations(path), unfinished))
   if max_exchanges:
     items = items[:max_exchanges]

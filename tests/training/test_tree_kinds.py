@@ -1,4 +1,4 @@
-"""`tree_kinds`: a structured answer of an excluded kind trains as a plain example, or is left out."""
+"""`tree_kinds`: a structured answer of an excluded kind trains as plain, or is left out."""
 
 import pytest
 
@@ -36,7 +36,7 @@ def test_excluded_kind_becomes_plain(tmp_path, tokenizer):
 
 def test_excluded_kind_can_be_dropped(tmp_path, tokenizer):
   data = write_sharegpt(str(tmp_path / 'd.jsonl'), n=12)
-  _, stats = _build(data, tokenizer, ('paragraphs',), excluded_trees='drop')
+  _, stats = _build(data, tokenizer, 'paragraphs', excluded_trees='drop')  # a name = 1-tuple
   assert (stats.trees, stats.plain) == (4, 4)  # the 4 list answers are left out
   assert stats.reasons['kind_list'] == 4
 
