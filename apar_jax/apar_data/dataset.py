@@ -11,10 +11,11 @@ side in excess is subsampled (deterministically). The batch of a step is a pure 
 import collections
 import dataclasses
 import random
-from typing import Optional, Sequence
+from typing import Optional, Sequence, get_args
 
 import numpy as np
 
+from apar_jax.apar_data.answer_tree import Kind
 from apar_jax.apar_data.examples import Example, tokenize_exchange
 from apar_jax.apar_data.layouts import TokenCounts, branch_layout, token_counts
 from apar_jax.apar_data.packing import PackedRows, pack_rows
@@ -23,7 +24,7 @@ from apar_jax.apar_data.structure import extract_tree
 from apar_jax.tokenization import Tokenizer, encode_chat
 
 LAYOUTS = ('packed', 'branch_rows')
-TREE_KINDS = ('list', 'paragraphs')
+TREE_KINDS: tuple[str, ...] = get_args(Kind)  # ('list', 'paragraphs')
 EXCLUDED_TREES = ('plain', 'drop')
 
 

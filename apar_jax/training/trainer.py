@@ -115,7 +115,7 @@ def train(config: ml_collections.ConfigDict, *, tokenizer: Optional[Tokenizer] =
       system_prompt=config.tokenizer.system_prompt, layout=tc.layout,
       plain_fraction=float(tc.plain_fraction), seq_len=int(tc.seq_len),
       max_branches=int(tc.max_branches), seed=int(tc.seed), max_exchanges=int(tc.max_exchanges),
-      unfinished=str(tc.unfinished), tree_kinds=tuple(tc.get('tree_kinds', TREE_KINDS)),
+      unfinished=str(tc.unfinished), tree_kinds=tc.get('tree_kinds', TREE_KINDS),
       excluded_trees=str(tc.get('excluded_trees', 'plain')))
   print(f'[train] data: {stats.summary()}', file=sys.stderr)
   fork_weight = float(tc.get('fork_loss_weight', 1.0))
