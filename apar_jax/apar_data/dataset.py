@@ -4,7 +4,8 @@ Every structured answer (see `structure.extract_tree`) of a kind in `tree_kinds`
 'paragraphs') becomes an APAR tree example; every answer without a tree a plain chat example; a tree
 of another kind either a plain example (`excluded_trees='plain'`: the model learns to write it
 without forking) or nothing (`'drop'`). `plain_fraction` fixes the share of plain examples: the
-side in excess is subsampled (deterministically). The batch of a step is a pure function of
+side in excess is subsampled (deterministically). `salvage_budget_cuts` brings back distilled
+answers dropped only for the token budget, cut to their complete blocks (`budget_salvage.py`). The batch of a step is a pure function of
 (seed, step), so a resumed run sees exactly the batches an uninterrupted one would.
 """
 
@@ -16,6 +17,7 @@ from typing import Optional, Sequence, get_args
 import numpy as np
 
 from apar_jax.apar_data.answer_tree import Kind
+from apar_jax.apar_data.budget_salvage import salvage_budget_cuts as salvage
 from apar_jax.apar_data.examples import Example, tokenize_exchange
 from apar_jax.apar_data.layouts import TokenCounts, branch_layout, token_counts
 from apar_jax.apar_data.packing import PackedRows, pack_rows
@@ -40,9 +42,11 @@ class DataStats:
   rows: int
   dropped: int
   fill: float  # fraction of row slots holding tokens
+  salvaged: int = 0  # budget-cut distilled answers brought back (`salvage_budget_cuts`)
 
   def summary(self) -> str:
-    return (f'{self.exchanges} answers: {self.trees} trees, {self.plain} plain (no tree: '
+    salvaged = f' ({self.salvaged} salvaged from budget cuts)' if self.salvaged else ''
+    return (f'{self.exchanges} answers{salvaged}: {self.trees} trees, {self.plain} plain (no tree: '
             f'{dict(self.reasons)}); used {self.used_trees} trees + {self.used_plain} plain; '
             f'tree tokens {self.counts.packed} packed vs {self.counts.branch_layout} one-row-per-'
             f'branch (saving {100 * self.counts.saving:.1f}%); {self.rows} rows, {self.dropped} '
@@ -108,12 +112,20 @@ def build_rows(path: str, tokenizer: Tokenizer, *, chat_template: str, system_pr
                layout: str, plain_fraction: float, seq_len: int, max_branches: int,
                seed: int, max_exchanges: int = 0, unfinished: str = 'drop',
                tree_kinds: Sequence[str] = TREE_KINDS,
-               excluded_trees: str = 'plain') -> tuple[PackedRows, DataStats]:
+               excluded_trees: str = 'plain',
+               salvage_budget_cuts: bool = False) -> tuple[PackedRows, DataStats]:
   """Reads `path` and returns the packed training rows and what went into them."""
   if layout not in LAYOUTS:
     raise ValueError(f'layout must be one of {LAYOUTS}, got {layout!r}')
   tree_kinds = check_tree_kinds(tree_kinds, excluded_trees)  # before the file is read
-  items = list(exchanges(read_conversations(path), unfinished))
+  if salvage_budget_cuts and unfinished != 'trim':
+    raise ValueError("salvage_budget_cuts needs unfinished='trim' (a salvaged answer is read "
+                     "cut back to its complete blocks): set --config.train.unfinished=trim")
+  records = read_conversations(path)
+  salvaged = 0
+  if salvage_budget_cuts:
+    records, salvaged = salvage(records)
+  items = list(exchanges(records, unfinished))
   if max_exchanges:
     items = items[:max_exchanges]
   if not items:
@@ -131,7 +143,8 @@ def build_rows(path: str, tokenizer: Tokenizer, *, chat_template: str, system_pr
                      '--config.train.seq_len')
   fill = float((rows.branch_ids >= 0).mean())
   stats = DataStats(len(items), len(trees), len(plain), len(used_trees), len(used_plain),
-                    dict(reasons), token_counts(used_trees), rows.num_rows, rows.dropped, fill)
+                    dict(reasons), token_counts(used_trees), rows.num_rows, rows.dropped, fill,
+                    salvaged)
   return rows, stats
 
 
