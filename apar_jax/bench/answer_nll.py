@@ -30,8 +30,14 @@ def _rows(prompts: Sequence[Sequence[int]], answers: Sequence[Sequence[int]],
   return tokens, targets, weights
 
 
+BUCKET_STEP = 1024  # above this, padded lengths grow by this many tokens, not by doubling
+
+
 def _bucket(length: int) -> int:
-  """The padded length of a batch: a power of two >= 64 (few shapes, so few compiles)."""
+  """The padded length of a batch: a power of two >= 64 up to BUCKET_STEP, then a multiple of it
+  (few shapes, so few compiles; a 5,100-token answer pads to 5,120, not 8,192)."""
+  if length > BUCKET_STEP:
+    return -(-length // BUCKET_STEP) * BUCKET_STEP
   return max(64, 1 << (length - 1).bit_length())
 
 
@@ -81,7 +87,7 @@ def answer_nlls(model: Transformer, params: Any, prompts: Sequence[Sequence[int]
                 progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
   """(NLL sum [N] in nats, answer tokens [N]) of each answer given its prompt, in input order.
 
-  Sequences are batched by length (shortest first), each batch padded to a power of two and holding
+  Sequences are batched by length (shortest first), each batch padded to a `_bucket` and holding
   at most `batch_size` rows and `max_tokens` padded tokens (long reassembled APAR answers run alone);
   logits are formed 256 positions at a time. `max_len`: refuse longer sequences."""
   if not prompts or len(prompts) != len(answers):

@@ -5,7 +5,7 @@ import jax
 import numpy as np
 
 from apar_jax.apar_data.prompt_generator import generate_prompts
-from apar_jax.bench.answer_nll import answer_nll, answer_nlls
+from apar_jax.bench.answer_nll import _bucket, answer_nll, answer_nlls
 from apar_jax.bench.eval_requests import heldout_requests
 from apar_jax.model import CausalSpec, build_model
 
@@ -26,7 +26,7 @@ def test_answer_nll_equals_a_sequence_by_sequence_reference(tiny_config):
   vocab = tiny_config.model.vocab_size
   rng = np.random.default_rng(0)
   prompts = [rng.integers(0, vocab, n).tolist() for n in (5, 9, 3, 4)]
-  answers = [rng.integers(0, vocab, n).tolist() for n in (7, 2, 11, 300)]  # 300: chunked logits
+  answers = [rng.integers(0, vocab, n).tolist() for n in (7, 2, 11, 2100)]  # chunked logits, a 3,072 bucket
   tokens = np.zeros((1, 4), np.int32)
   params = nn.unbox(model.init(jax.random.key(0), tokens, tokens, CausalSpec())['params'])
   total, count, each = 0.0, 0, []
@@ -44,9 +44,14 @@ def test_answer_nll_equals_a_sequence_by_sequence_reference(tiny_config):
   got = answer_nll(model, params, prompts, answers, batch_size=2)
   np.testing.assert_allclose(got, total / count, rtol=1e-5)
   sums, counts = answer_nlls(model, params, prompts, answers, batch_size=2)
-  assert counts.tolist() == [7, 2, 11, 300]  # input order, though batched shortest first
+  assert counts.tolist() == [7, 2, 11, 2100]  # input order, though batched shortest first
   np.testing.assert_allclose(sums, each, rtol=1e-5)
   alone, _ = answer_nlls(model, params, prompts, answers, batch_size=4, max_tokens=64)  # 1 row each
   np.testing.assert_allclose(alone, each, rtol=1e-5)
 
 
+
+
+def test_padded_lengths_double_to_1024_then_grow_by_1024():
+  assert [_bucket(n) for n in (1, 64, 65, 1000, 1024, 1025, 2100, 5100)] == [
+      64, 64, 128, 1024, 1024, 2048, 3072, 5120]
