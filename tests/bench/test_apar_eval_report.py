@@ -79,7 +79,9 @@ def test_summary_compares_both_models_and_checks_the_targets():
   assert s['base']['duplicate_titles'] == 1 and s['apar']['duplicate_titles'] == 0
   assert all(s['checks'].values())
   table = report(s)
-  assert 'NOT met' not in table and '| duplicate item titles | 0 | 1 | <= base | met |' in table
+  assert 'NOT met' not in table
+  assert '| duplicate item titles (per 1,000 tokens) | 0 (0.0) | 1 (50.0) | <= base | met |' in table
+  assert s['base']['duplicate_titles_per_1k'] == 1000 / 20
   # And the other way: the fine-tune worse than the base model, too few forks, a worse NLL.
   s = summarise(base, apar, apar_answer_nll=2.5, base_answer_nll=2.0, plain_nll=(1.0, 1.2))
   assert not any(s['checks'][k] for k in ('list_fork_rate', 'steps_per_token', 'duplicate_titles',
