@@ -5,8 +5,9 @@ Every structured answer (see `structure.extract_tree`) of a kind in `tree_kinds`
 of another kind either a plain example (`excluded_trees='plain'`: the model learns to write it
 without forking) or nothing (`'drop'`). `plain_fraction` fixes the share of plain examples: the
 side in excess is subsampled (deterministically). `salvage_budget_cuts` brings back distilled
-answers dropped only for the token budget, cut to their complete blocks (`budget_salvage.py`). The batch of a step is a pure function of
-(seed, step), so a resumed run sees exactly the batches an uninterrupted one would.
+answers dropped only for the token budget, cut to their complete blocks (`budget_salvage.py`). The
+batch of a step is a pure function of (seed, step), so a resumed run sees exactly the batches an
+uninterrupted one would.
 """
 
 import collections
