@@ -1,4 +1,4 @@
-"""Distilled answers dropped only for the token budget, cut back to complete blocks and judged again.
+"""Distilled answers dropped only for the token budget, cut to complete blocks and judged again.
 
     records, salvaged = salvage_budget_cuts(records)
 

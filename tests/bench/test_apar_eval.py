@@ -26,7 +26,7 @@ def test_answer_nll_equals_a_sequence_by_sequence_reference(tiny_config):
   vocab = tiny_config.model.vocab_size
   rng = np.random.default_rng(0)
   prompts = [rng.integers(0, vocab, n).tolist() for n in (5, 9, 3, 4)]
-  answers = [rng.integers(0, vocab, n).tolist() for n in (7, 2, 11, 2100)]  # chunked logits, a 3,072 bucket
+  answers = [rng.integers(0, vocab, n).tolist() for n in (7, 2, 11, 2100)]  # 2100: a 3,072 bucket
   tokens = np.zeros((1, 4), np.int32)
   params = nn.unbox(model.init(jax.random.key(0), tokens, tokens, CausalSpec())['params'])
   total, count, each = 0.0, 0, []

@@ -80,7 +80,8 @@ def test_summary_compares_both_models_and_checks_the_targets():
   assert all(s['checks'].values())
   table = report(s)
   assert 'NOT met' not in table
-  assert '| duplicate item titles (per 1,000 tokens) | 0 (0.0) | 1 (50.0) | <= base | met |' in table
+  row = '| duplicate item titles (per 1,000 tokens) | 0 (0.0) | 1 (50.0) | <= base | met |'
+  assert row in table
   assert s['base']['duplicate_titles_per_1k'] == 1000 / 20
   # And the other way: the fine-tune worse than the base model, too few forks, a worse NLL.
   s = summarise(base, apar, apar_answer_nll=2.5, base_answer_nll=2.0, plain_nll=(1.0, 1.2))
