@@ -74,9 +74,6 @@ def _side(rows: Sequence[AnswerRow]) -> dict[str, Any]:
       answers_with_items=sum(r.items >= 2 for r in lists),
       empty_details=sum(r.empty_details for r in lists),
       duplicate_titles=sum(r.duplicate_titles for r in lists),
-      # the same as rates, so a longer answer is not worse only for being longer
-      empty_detail_share=sum(r.empty_details for r in lists) / max(sum(r.items for r in lists), 1),
-      duplicate_titles_per_1k=1000 * sum(r.duplicate_titles for r in lists) / max(tokens, 1),
       loops=sum(r.has_loop for r in lists),
       repeated_4grams=sum(r.repeated_4grams for r in lists),
       hit_budget=sum(r.hit_budget for r in lists),
@@ -84,6 +81,9 @@ def _side(rows: Sequence[AnswerRow]) -> dict[str, Any]:
       mean_words=statistics.mean(r.words for r in lists) if lists else 0.0,
       plain_loops=sum(r.has_loop for r in plain),
       plain_hit_budget=sum(r.hit_budget for r in plain))
+  # the defects as rates too, so a longer answer is not worse only for being longer
+  out['empty_detail_share'] = out['empty_details'] / max(out['items'], 1)
+  out['duplicate_titles_per_1k'] = 1000 * out['duplicate_titles'] / max(tokens, 1)
   return out
 
 
@@ -116,13 +116,6 @@ def _verdict(ok: Optional[bool]) -> str:
   return '' if ok is None else ('met' if ok else 'NOT met')
 
 
-def _with_rate(side: dict[str, Any], name: str) -> str:
-  """A defect's count with its rate: '201 (16.0%)' of items, '1002 (23.2)' per 1,000 tokens."""
-  if name == 'empty_details':
-    return f"{side[name]} ({side['empty_detail_share']:.1%})"
-  return f"{side[name]} ({side['duplicate_titles_per_1k']:.1f})"
-
-
 def report(summary: dict[str, Any]) -> str:
   """The side-by-side markdown table (list-request figures unless the row says plain)."""
   a, b, c, t = summary['apar'], summary['base'], summary['checks'], TARGETS
@@ -137,10 +130,12 @@ def report(summary: dict[str, Any]) -> str:
        f"<= {t['steps_per_token']:.2f}", _verdict(c['steps_per_token'])),
       ('list items (answers with >= 2)', f"{a['items']} ({a['answers_with_items']})",
        f"{b['items']} ({b['answers_with_items']})", '', ''),
-      ('items with an empty / < 3-word detail (share of items)', _with_rate(a, 'empty_details'),
-       _with_rate(b, 'empty_details'), '<= base', _verdict(c['empty_details'])),
-      ('duplicate item titles (per 1,000 tokens)', _with_rate(a, 'duplicate_titles'),
-       _with_rate(b, 'duplicate_titles'), '<= base', _verdict(c['duplicate_titles'])),
+      ('items with an empty / < 3-word detail (share of items)',
+       *(f"{x['empty_details']} ({x['empty_detail_share']:.1%})" for x in (a, b)),
+       '<= base', _verdict(c['empty_details'])),
+      ('duplicate item titles (per 1,000 tokens)',
+       *(f"{x['duplicate_titles']} ({x['duplicate_titles_per_1k']:.1f})" for x in (a, b)),
+       '<= base', _verdict(c['duplicate_titles'])),
       ('answers with a 4-gram loop', str(a['loops']), str(b['loops']), '<= base',
        _verdict(c['loops'])),
       ('repeated word 4-grams', str(a['repeated_4grams']), str(b['repeated_4grams']), '', ''),
