@@ -44,6 +44,23 @@ def weight_targets(rows: PackedRows, token_id: int, weight: float) -> PackedRows
   return dataclasses.replace(rows, weights=(rows.weights * scale).astype(np.float32))
 
 
+def weight_tree_roots(rows: PackedRows, weight: float) -> PackedRows:
+  """`rows` with every loss target of a tree's root branch (a branch with children: the list's
+  titles, its `[Fork]`s and the root's EOS) weighted `weight`; children and plain answers keep 1.
+
+  The root decides how many items the list has and when it ends, with a small share of the targets."""
+  if weight < 0:
+    raise ValueError(f'a target weight must be >= 0, got {weight}')
+  n, nb = rows.branch_parent.shape
+  has_child = np.zeros((n, nb + 1), bool)  # column nb absorbs parent -1 (roots, unused)
+  np.put_along_axis(has_child, np.where(rows.branch_parent >= 0, rows.branch_parent, nb), True,
+                    axis=1)
+  in_root = np.take_along_axis(has_child[:, :nb], np.maximum(rows.branch_ids, 0), axis=1)
+  in_root &= rows.branch_ids >= 0  # [N, T]
+  scale = np.where(in_root, np.float32(weight), np.float32(1.0))
+  return dataclasses.replace(rows, weights=(rows.weights * scale).astype(np.float32))
+
+
 class _Row:
   def __init__(self):
     self.examples: list[Example] = []

@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from apar_jax import distributed, sharding
 from apar_jax.apar_data.dataset import TREE_KINDS, DataStats, batch_rows, build_rows
-from apar_jax.apar_data.packing import PackedRows, weight_targets
+from apar_jax.apar_data.packing import PackedRows, weight_targets, weight_tree_roots
 from apar_jax.model import CausalSpec, build_model
 from apar_jax.tokenization import Tokenizer
 from apar_jax.weights.adapter_io import save_adapter
@@ -104,6 +104,11 @@ def train(config: ml_collections.ConfigDict, *, tokenizer: Optional[Tokenizer] =
           progress: bool = True) -> TrainResult:
   """Runs (or resumes) `config.train`; `stop_after` ends this call early at that step (a stop)."""
   tc = config.train
+  root_weight = float(tc.get('root_loss_weight', 1.0))
+  if root_weight != 1.0 and tc.layout != 'packed':
+    raise ValueError(f"train.root_loss_weight={root_weight} needs train.layout='packed' (in "
+                     f"'{tc.layout}' every branch is a row of its own): set --config.train.layout=packed "
+                     'or leave the weight at 1')
   if tokenizer is None:
     from apar_jax.runtime import load_tokenizer_from_config
     tokenizer = load_tokenizer_from_config(config)
@@ -122,6 +127,8 @@ def train(config: ml_collections.ConfigDict, *, tokenizer: Optional[Tokenizer] =
   fork_weight = float(tc.get('fork_loss_weight', 1.0))
   if fork_weight != 1.0:
     rows = weight_targets(rows, tokenizer.fork_id, fork_weight)
+  if root_weight != 1.0:
+    rows = weight_tree_roots(rows, root_weight)
 
   model = build_model(config.model)
   mesh = distributed.make_global_mesh(config.mesh)  # data across hosts in a multi-process job

@@ -11,7 +11,7 @@ import pytest
 
 from apar_jax.apar_data.examples import plain_example, tree_example
 from apar_jax.apar_data.layouts import branch_layout, branch_positions, token_counts
-from apar_jax.apar_data.packing import pack_rows, weight_targets
+from apar_jax.apar_data.packing import pack_rows, weight_targets, weight_tree_roots
 from apar_jax.model import CausalSpec, build_model
 from apar_jax.testing.accumulation_depth import forward_terms
 from apar_jax.testing.rounding import assert_close_across_orders
@@ -138,3 +138,22 @@ def test_fork_targets_weighted_and_nothing_else():
   np.testing.assert_array_equal(heavy.tokens, rows.tokens)
   with pytest.raises(ValueError, match='>= 0'):
     weight_targets(rows, FORK, -1.0)
+
+
+def test_tree_roots_weighted_and_nothing_else():
+  ex = tree_example([10, 11, 12], [[20, 21], [22], [23]], [[30, 31], [32, 33, 34]], fork_id=FORK,
+                    child_id=CHILD, eos_id=EOS)
+  plain = plain_example([1, 2], [40, 41, 42], EOS)
+  rows = pack_rows([ex, plain, ex], 64, 8)
+  assert rows.num_rows == 1
+  heavy = weight_tree_roots(rows, 3.0)
+  on = rows.weights[0] > 0
+  got = [(int(t), float(w)) for t, w, o in zip(rows.targets[0], heavy.weights[0], on) if o]
+  # By hand: a tree's root targets (titles, [Fork]s, EOS) x3; children and the plain answer x1.
+  tree = ([(t, 3.0) for t in (20, 21, FORK, 22, FORK, 23, EOS)]
+          + [(t, 1.0) for t in (30, 31, EOS, 32, 33, 34, EOS)])
+  assert got == tree + [(t, 1.0) for t in (40, 41, 42, EOS)] + tree
+  np.testing.assert_array_equal(heavy.weights[0][~on], 0.0)  # padding stays 0
+  np.testing.assert_array_equal(heavy.tokens, rows.tokens)
+  with pytest.raises(ValueError, match='>= 0'):
+    weight_tree_roots(rows, -1.0)

@@ -85,6 +85,9 @@ def test_bad_settings_are_refused(tmp_path, tokenizer):
   with pytest.raises(ValueError, match='method'):
     train(tiny_train_config(str(tmp_path / 'y'), data, method='qlora'), tokenizer=tokenizer,
           progress=False)
+  with pytest.raises(ValueError, match="root_loss_weight=3.0 needs train.layout='packed'"):
+    train(tiny_train_config(str(tmp_path / 'w'), data, layout='branch_rows', root_loss_weight=3.0),
+          tokenizer=tokenizer, progress=False)
   with pytest.raises(FileNotFoundError, match='does not exist'):
     train(tiny_train_config(str(tmp_path / 'z'), str(tmp_path / 'missing.jsonl')),
           tokenizer=tokenizer, progress=False)
