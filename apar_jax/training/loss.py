@@ -11,6 +11,7 @@ import jax.numpy as jnp
 
 from apar_jax.model import Transformer
 from apar_jax.training.packed_spec import PackedTreeSpec
+from apar_jax.training.unlikelihood import root_unlikelihood_sum
 
 Batch = dict[str, jax.Array]
 
@@ -23,12 +24,13 @@ def token_nll(logits: jax.Array, targets: jax.Array) -> jax.Array:
 
 
 def packed_loss_sums(model: Transformer, params: Any, batch: Batch, *, max_depth: int = 2,
-                     attention_impl: str = 'auto',
+                     attention_impl: str = 'auto', root_unlikelihood_weight: float = 0.0,
                      apply: Optional[Callable[..., Any]] = None) -> tuple[jax.Array, jax.Array]:
   """batch: packed-row arrays (see apar_data.packing.PackedRows) [B, T] / [B, NB].
 
   `apply(tokens, positions, spec) -> ModelOutput` replaces `model.apply` with `params` when given.
-  Returns (sum of NLL over targets [], number of targets []).
+  Returns (sum of NLL over targets [], number of targets []); with `root_unlikelihood_weight` > 0
+  the first sum adds that many times the tree roots' unlikelihood (see unlikelihood.py).
   """
   spec = PackedTreeSpec(batch['branch_ids'], batch['branch_parent'], batch['fork_index'],
                         max_depth=max_depth, impl=attention_impl)
@@ -37,10 +39,14 @@ def packed_loss_sums(model: Transformer, params: Any, batch: Batch, *, max_depth
   logits = apply(batch['tokens'], batch['positions'], spec).logits
   nll = token_nll(logits, batch['targets'])
   weights = batch['weights'].astype(jnp.float32)
-  return jnp.sum(nll * weights), jnp.sum(weights)
+  total = jnp.sum(nll * weights)
+  if root_unlikelihood_weight:
+    total = total + root_unlikelihood_weight * root_unlikelihood_sum(logits, batch)
+  return total, jnp.sum(weights)
 
 
-def loss_sums_fn(apply_model: Callable[..., Any], *, max_depth: int, attention_impl: str
+def loss_sums_fn(apply_model: Callable[..., Any], *, max_depth: int, attention_impl: str,
+                 root_unlikelihood_weight: float = 0.0
                  ) -> Callable[[Any, Any, Batch], tuple[jax.Array, jax.Array]]:
   """(trainable, frozen, batch) -> (NLL sum, target count).
 
@@ -50,6 +56,6 @@ def loss_sums_fn(apply_model: Callable[..., Any], *, max_depth: int, attention_i
   def fn(trainable, frozen, batch):
     apply = lambda *args: apply_model(trainable, frozen, *args)  # noqa: E731
     return packed_loss_sums(None, None, batch, max_depth=max_depth, attention_impl=attention_impl,
-                            apply=apply)
+                            root_unlikelihood_weight=root_unlikelihood_weight, apply=apply)
 
   return fn

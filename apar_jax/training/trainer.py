@@ -105,10 +105,15 @@ def train(config: ml_collections.ConfigDict, *, tokenizer: Optional[Tokenizer] =
   """Runs (or resumes) `config.train`; `stop_after` ends this call early at that step (a stop)."""
   tc = config.train
   root_weight = float(tc.get('root_loss_weight', 1.0))
-  if root_weight != 1.0 and tc.layout != 'packed':
-    raise ValueError(f"train.root_loss_weight={root_weight} needs train.layout='packed' (in "
-                     f"'{tc.layout}' every branch is a row of its own): set --config.train.layout=packed "
-                     'or leave the weight at 1')
+  unlikelihood = float(tc.get('root_unlikelihood_weight', 0.0))
+  for name, value, neutral in (('root_loss_weight', root_weight, 1.0),
+                               ('root_unlikelihood_weight', unlikelihood, 0.0)):
+    if value < 0:
+      raise ValueError(f'train.{name} must be >= 0, got {value}')
+    if value != neutral and tc.layout != 'packed':
+      raise ValueError(f"train.{name}={value} needs train.layout='packed' (in '{tc.layout}' every "
+                       f'branch is a row of its own): set --config.train.layout=packed or leave it '
+                       f'at {neutral:g}')
   if tokenizer is None:
     from apar_jax.runtime import load_tokenizer_from_config
     tokenizer = load_tokenizer_from_config(config)
@@ -151,7 +156,8 @@ def train(config: ml_collections.ConfigDict, *, tokenizer: Optional[Tokenizer] =
     state = jax.jit(lambda t: init_state(t, tx))(trainable)
     state_sh = jax.tree.map(lambda x: x.sharding, state)
     loss_sums = loss_sums_fn(apply_model, max_depth=int(tc.max_depth),
-                             attention_impl=str(tc.attention_impl))
+                             attention_impl=str(tc.attention_impl),
+                             root_unlikelihood_weight=unlikelihood)
     step_fn = jax.jit(make_train_step(loss_sums, tx, schedule), donate_argnums=(0,),
                       out_shardings=(state_sh, sharding.replicated(mesh)))
     ckpt = TrainCheckpoints(tc.checkpoint_dir, int(tc.save_every), int(tc.keep_checkpoints))

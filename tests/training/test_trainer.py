@@ -91,3 +91,19 @@ def test_bad_settings_are_refused(tmp_path, tokenizer):
   with pytest.raises(FileNotFoundError, match='does not exist'):
     train(tiny_train_config(str(tmp_path / 'z'), str(tmp_path / 'missing.jsonl')),
           tokenizer=tokenizer, progress=False)
+
+
+def test_root_weights_and_unlikelihood_reach_the_first_step_loss(tmp_path, tokenizer):
+  """Same parameters at step 0: weighting the roots changes the mean, unlikelihood adds to it
+  (a little: near-uniform tiny-model probabilities make -log(1 - p) small)."""
+  data = write_sharegpt(str(tmp_path / 'data.jsonl'))
+
+  def first_loss(name, **overrides):
+    cfg = tiny_train_config(str(tmp_path / name), data, export_dir='', **overrides)
+    train(cfg, tokenizer=tokenizer, stop_after=1, progress=False)
+    return read_metrics(cfg.train.log_dir)[0]
+
+  plain, heavy = first_loss('plain'), first_loss('ul', root_unlikelihood_weight=1.0)
+  assert heavy['targets'] == plain['targets'] and heavy['loss'] > plain['loss']
+  rooted = first_loss('rooted', root_loss_weight=3.0)
+  assert rooted['targets'] > plain['targets'] and rooted['loss'] != plain['loss']
