@@ -25,12 +25,14 @@ def token_nll(logits: jax.Array, targets: jax.Array) -> jax.Array:
 
 def packed_loss_sums(model: Transformer, params: Any, batch: Batch, *, max_depth: int = 2,
                      attention_impl: str = 'auto', root_unlikelihood_weight: float = 0.0,
+                     unlikelihood_vocab: Optional[jax.Array] = None,
                      apply: Optional[Callable[..., Any]] = None) -> tuple[jax.Array, jax.Array]:
   """batch: packed-row arrays (see apar_data.packing.PackedRows) [B, T] / [B, NB].
 
   `apply(tokens, positions, spec) -> ModelOutput` replaces `model.apply` with `params` when given.
   Returns (sum of NLL over targets [], number of targets []); with `root_unlikelihood_weight` > 0
-  the first sum adds that many times the tree roots' unlikelihood (see unlikelihood.py).
+  the first sum adds that many times the tree roots' unlikelihood (see unlikelihood.py), its
+  candidates limited to `unlikelihood_vocab` [V] bool when given.
   """
   spec = PackedTreeSpec(batch['branch_ids'], batch['branch_parent'], batch['fork_index'],
                         max_depth=max_depth, impl=attention_impl)
@@ -41,12 +43,14 @@ def packed_loss_sums(model: Transformer, params: Any, batch: Batch, *, max_depth
   weights = batch['weights'].astype(jnp.float32)
   total = jnp.sum(nll * weights)
   if root_unlikelihood_weight:
-    total = total + root_unlikelihood_weight * root_unlikelihood_sum(logits, batch)
+    total = total + root_unlikelihood_weight * root_unlikelihood_sum(logits, batch,
+                                                                        unlikelihood_vocab)
   return total, jnp.sum(weights)
 
 
 def loss_sums_fn(apply_model: Callable[..., Any], *, max_depth: int, attention_impl: str,
-                 root_unlikelihood_weight: float = 0.0
+                 root_unlikelihood_weight: float = 0.0,
+                 unlikelihood_vocab: Optional[jax.Array] = None
                  ) -> Callable[[Any, Any, Batch], tuple[jax.Array, jax.Array]]:
   """(trainable, frozen, batch) -> (NLL sum, target count).
 
@@ -56,6 +60,7 @@ def loss_sums_fn(apply_model: Callable[..., Any], *, max_depth: int, attention_i
   def fn(trainable, frozen, batch):
     apply = lambda *args: apply_model(trainable, frozen, *args)  # noqa: E731
     return packed_loss_sums(None, None, batch, max_depth=max_depth, attention_impl=attention_impl,
-                            root_unlikelihood_weight=root_unlikelihood_weight, apply=apply)
+                            root_unlikelihood_weight=root_unlikelihood_weight,
+                            unlikelihood_vocab=unlikelihood_vocab, apply=apply)
 
   return fn

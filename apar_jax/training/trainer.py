@@ -37,6 +37,7 @@ from apar_jax.weights.adapter_io import save_adapter
 from apar_jax.training.base_model import without_adapter
 from apar_jax.training.checkpoints import TrainCheckpoints
 from apar_jax.training.loss import loss_sums_fn
+from apar_jax.training.unlikelihood import UNLIKELIHOOD_CANDIDATES, word_token_mask
 from apar_jax.training.optimizer import learning_rate_schedule, make_optimizer
 from apar_jax.training.plot import METRICS_FILE
 from apar_jax.training.train_step import init_state, make_train_step
@@ -106,6 +107,10 @@ def train(config: ml_collections.ConfigDict, *, tokenizer: Optional[Tokenizer] =
   tc = config.train
   root_weight = float(tc.get('root_loss_weight', 1.0))
   unlikelihood = float(tc.get('root_unlikelihood_weight', 0.0))
+  candidates = str(tc.get('unlikelihood_candidates', 'all'))
+  if candidates not in UNLIKELIHOOD_CANDIDATES:
+    raise ValueError(f'train.unlikelihood_candidates={candidates!r}: choose one of '
+                     f'{", ".join(UNLIKELIHOOD_CANDIDATES)}')
   for name, value, neutral in (('root_loss_weight', root_weight, 1.0),
                                ('root_unlikelihood_weight', unlikelihood, 0.0)):
     if value < 0:
@@ -155,9 +160,11 @@ def train(config: ml_collections.ConfigDict, *, tokenizer: Optional[Tokenizer] =
       trainable = jax.device_put(trainable, sharding.replicated(mesh))
     state = jax.jit(lambda t: init_state(t, tx))(trainable)
     state_sh = jax.tree.map(lambda x: x.sharding, state)
+    vocab = (jnp.asarray(word_token_mask(tokenizer, int(config.model.vocab_size)))
+             if unlikelihood and candidates == 'words' else None)
     loss_sums = loss_sums_fn(apply_model, max_depth=int(tc.max_depth),
                              attention_impl=str(tc.attention_impl),
-                             root_unlikelihood_weight=unlikelihood)
+                             root_unlikelihood_weight=unlikelihood, unlikelihood_vocab=vocab)
     step_fn = jax.jit(make_train_step(loss_sums, tx, schedule), donate_argnums=(0,),
                       out_shardings=(state_sh, sharding.replicated(mesh)))
     ckpt = TrainCheckpoints(tc.checkpoint_dir, int(tc.save_every), int(tc.keep_checkpoints))

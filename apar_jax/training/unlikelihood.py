@@ -5,13 +5,21 @@ a small model repeats such a list: one title 40-50 times, each forked. Unlikelih
 (Welleck et al., 2019) adds, at every target position, `-log(1 - p(c))` for each candidate `c`: a
 token the branch has already written in its answer (the prompt excluded) that is not the target.
 Each distinct token counts once per position. Only targets inside a tree's root branch (a branch
-with children) get the term; children and plain answers keep the plain next-token loss.
+with children) get the term; children and plain answers keep the plain next-token loss. An optional
+[V] mask limits the candidates (e.g. to word tokens: `word_token_mask`), so list syntax (numbers,
+`**`, `:`, newlines, `[Fork]`) that every title repeats by design is left alone.
 """
+
+from typing import Optional
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+
+from apar_jax.tokenization import Tokenizer
 
 _EPS = 1e-6
+UNLIKELIHOOD_CANDIDATES = ('all', 'words')  # every earlier answer token | only word tokens
 
 
 def tree_root_mask(branch_ids: jax.Array, branch_parent: jax.Array) -> jax.Array:
@@ -44,11 +52,24 @@ def repeat_candidates(tokens: jax.Array, targets: jax.Array, weights: jax.Array,
           & (apply_at & (weights > 0))[:, :, None])
 
 
-def root_unlikelihood_sum(logits: jax.Array, batch: dict[str, jax.Array]) -> jax.Array:
-  """logits [B, T, V] fp32 and the packed batch -> [] the summed unlikelihood of tree roots."""
+def word_token_mask(tokenizer: Tokenizer, vocab_size: int) -> np.ndarray:
+  """[vocab_size] bool: the token's text holds a letter (control tokens, digits, punctuation and
+  whitespace do not; nor do ids past the tokenizer's vocabulary)."""
+  mask = np.zeros((vocab_size,), bool)
+  for i in range(min(vocab_size, tokenizer.vocab_size)):
+    mask[i] = any(ch.isalpha() for ch in tokenizer.decode([i], skip_special=True))
+  return mask
+
+
+def root_unlikelihood_sum(logits: jax.Array, batch: dict[str, jax.Array],
+                          candidate_vocab: Optional[jax.Array] = None) -> jax.Array:
+  """logits [B, T, V] fp32 and the packed batch -> [] the summed unlikelihood of tree roots;
+  `candidate_vocab` [V] bool, when given, keeps only those tokens as candidates."""
   apply_at = tree_root_mask(batch['branch_ids'], batch['branch_parent'])
   cand = repeat_candidates(batch['tokens'], batch['targets'], batch['weights'],
                            batch['branch_ids'], apply_at)  # [B, T, T]
+  if candidate_vocab is not None:
+    cand = cand & candidate_vocab[batch['tokens']][:, None, :]
   logz = jax.nn.logsumexp(logits, axis=-1, keepdims=True)  # [B, T, 1]
   index = jnp.broadcast_to(batch['tokens'][:, None, :], cand.shape)  # [B, T, T]
   prob = jnp.exp(jnp.take_along_axis(logits, index, axis=-1) - logz)  # [B, T, T]

@@ -88,6 +88,9 @@ def test_bad_settings_are_refused(tmp_path, tokenizer):
   with pytest.raises(ValueError, match="root_loss_weight=3.0 needs train.layout='packed'"):
     train(tiny_train_config(str(tmp_path / 'w'), data, layout='branch_rows', root_loss_weight=3.0),
           tokenizer=tokenizer, progress=False)
+  with pytest.raises(ValueError, match="unlikelihood_candidates='titles': choose one of all, words"):
+    train(tiny_train_config(str(tmp_path / 'v'), data, unlikelihood_candidates='titles'),
+          tokenizer=tokenizer, progress=False)
   with pytest.raises(FileNotFoundError, match='does not exist'):
     train(tiny_train_config(str(tmp_path / 'z'), str(tmp_path / 'missing.jsonl')),
           tokenizer=tokenizer, progress=False)
@@ -105,5 +108,7 @@ def test_root_weights_and_unlikelihood_reach_the_first_step_loss(tmp_path, token
 
   plain, heavy = first_loss('plain'), first_loss('ul', root_unlikelihood_weight=1.0)
   assert heavy['targets'] == plain['targets'] and heavy['loss'] > plain['loss']
+  words = first_loss('words', root_unlikelihood_weight=1.0, unlikelihood_candidates='words')
+  assert plain['loss'] < words['loss'] < heavy['loss']  # fewer candidates, a smaller term
   rooted = first_loss('rooted', root_loss_weight=3.0)
   assert rooted['targets'] > plain['targets'] and rooted['loss'] != plain['loss']

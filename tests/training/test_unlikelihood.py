@@ -8,7 +8,7 @@ import numpy as np
 from apar_jax.apar_data.examples import plain_example, tree_example
 from apar_jax.apar_data.packing import pack_rows
 from apar_jax.training.unlikelihood import (repeat_candidates, root_unlikelihood_sum,
-                                            tree_root_mask)
+                                            tree_root_mask, word_token_mask)
 
 V, EOS, FORK, CHILD = 64, 2, 62, 63
 
@@ -37,8 +37,8 @@ def test_candidates_are_the_roots_earlier_answer_tokens():
   assert not cand[~np.asarray(roots[0])].any()
 
 
-def _reference(rows, logits):
-  """Loops over every row and target position, from the rows' arrays."""
+def _reference(rows, logits, allowed=None):
+  """Loops over every row and target position, from the rows' arrays; `allowed`: candidate ids."""
   total = 0.0
   for b in range(rows.num_rows):
     ids, parent = rows.branch_ids[b], rows.branch_parent[b]
@@ -50,6 +50,8 @@ def _reference(rows, logits):
       context = {int(rows.tokens[b, s]) for s in range(first + 1, t + 1) if ids[s] == bid}
       p = np.exp(logits[b, t] - np.log(np.sum(np.exp(logits[b, t].astype(np.float64)))))
       for c in context - {int(rows.targets[b, t])}:
+        if allowed is not None and c not in allowed:
+          continue
         total += -math.log(max(1.0 - p[c], 1e-6))
   return total
 
@@ -71,3 +73,21 @@ def test_sum_matches_the_slow_reference():
   want = _reference(rows, logits)
   assert want > 0
   np.testing.assert_allclose(got, want, rtol=1e-4)
+  # A candidate mask keeps only its tokens (here the odd ids).
+  vocab = np.arange(V) % 2 == 1
+  got = float(root_unlikelihood_sum(jnp.asarray(logits), _batch(rows), jnp.asarray(vocab)))
+  want_masked = _reference(rows, logits, allowed=set(np.flatnonzero(vocab).tolist()))
+  assert 0 < want_masked < want
+  np.testing.assert_allclose(got, want_masked, rtol=1e-4)
+
+
+def test_word_tokens_hold_a_letter(load_config):
+  from apar_jax.runtime import load_tokenizer_from_config
+  tok = load_tokenizer_from_config(load_config('tiny'))
+  mask = word_token_mask(tok, tok.vocab_size + 3)
+  assert mask.shape == (tok.vocab_size + 3,) and not mask[tok.vocab_size:].any()
+  assert not mask[tok.fork_id] and not mask[tok.child_id] and not mask[list(tok.stop_ids)].any()
+  for text, is_word in (('garden', True), (' Garden', True), ('**', False), (':', False),
+                        ('\n', False), ('7', False)):
+    ids = tok.encode(text)  # a word may split into pieces: each holds letters
+    assert ids and all(mask[i] == is_word for i in ids), (text, ids)
