@@ -48,7 +48,8 @@ def weight_tree_roots(rows: PackedRows, weight: float) -> PackedRows:
   """`rows` with every loss target of a tree's root branch (a branch with children: the list's
   titles, its `[Fork]`s and the root's EOS) weighted `weight`; children and plain answers keep 1.
 
-  The root decides how many items the list has and when it ends, with a small share of the targets."""
+  The root decides how many items the list has and when it ends, with a small share of the
+  targets."""
   if weight < 0:
     raise ValueError(f'a target weight must be >= 0, got {weight}')
   n, nb = rows.branch_parent.shape

@@ -1,4 +1,4 @@
-"""Token-level unlikelihood on the roots of APAR trees: a loss against repeating the root's own words.
+"""Token-level unlikelihood on the roots of APAR trees: a loss against a root repeating its words.
 
 A root branch writes only the list's titles (its children write the details), and greedy decoding of
 a small model repeats such a list: one title 40-50 times, each forked. Unlikelihood training

@@ -88,7 +88,7 @@ def test_bad_settings_are_refused(tmp_path, tokenizer):
   with pytest.raises(ValueError, match="root_loss_weight=3.0 needs train.layout='packed'"):
     train(tiny_train_config(str(tmp_path / 'w'), data, layout='branch_rows', root_loss_weight=3.0),
           tokenizer=tokenizer, progress=False)
-  with pytest.raises(ValueError, match="unlikelihood_candidates='titles': choose one of all, words"):
+  with pytest.raises(ValueError, match="candidates='titles': choose one of all, words"):
     train(tiny_train_config(str(tmp_path / 'v'), data, unlikelihood_candidates='titles'),
           tokenizer=tokenizer, progress=False)
   with pytest.raises(FileNotFoundError, match='does not exist'):
