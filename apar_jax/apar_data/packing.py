@@ -44,6 +44,15 @@ def weight_targets(rows: PackedRows, token_id: int, weight: float) -> PackedRows
   return dataclasses.replace(rows, weights=(rows.weights * scale).astype(np.float32))
 
 
+def tree_root_tokens(branch_ids, branch_parent):
+  """branch_ids [N, T], branch_parent [N, NB] -> [N, T] bool: the token lies in a branch that has a
+  child (a tree's root, or a child that forks again). Operators and array methods only, so it runs
+  on numpy rows here and on jax batches inside the jitted loss alike."""
+  n, nb = branch_parent.shape
+  has_child = (branch_parent[:, :, None] == np.arange(nb)).any(axis=1)  # [N, NB]
+  return has_child[np.arange(n)[:, None], branch_ids.clip(0)] & (branch_ids >= 0)
+
+
 def weight_tree_roots(rows: PackedRows, weight: float) -> PackedRows:
   """`rows` with every loss target of a tree's root branch (a branch with children: the list's
   titles, its `[Fork]`s and the root's EOS) weighted `weight`; children and plain answers keep 1.
@@ -52,12 +61,7 @@ def weight_tree_roots(rows: PackedRows, weight: float) -> PackedRows:
   targets."""
   if weight < 0:
     raise ValueError(f'a target weight must be >= 0, got {weight}')
-  n, nb = rows.branch_parent.shape
-  has_child = np.zeros((n, nb + 1), bool)  # column nb absorbs parent -1 (roots, unused)
-  np.put_along_axis(has_child, np.where(rows.branch_parent >= 0, rows.branch_parent, nb), True,
-                    axis=1)
-  in_root = np.take_along_axis(has_child[:, :nb], np.maximum(rows.branch_ids, 0), axis=1)
-  in_root &= rows.branch_ids >= 0  # [N, T]
+  in_root = tree_root_tokens(rows.branch_ids, rows.branch_parent)  # [N, T]
   scale = np.where(in_root, np.float32(weight), np.float32(1.0))
   return dataclasses.replace(rows, weights=(rows.weights * scale).astype(np.float32))
 

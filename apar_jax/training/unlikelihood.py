@@ -16,19 +16,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from apar_jax.apar_data.packing import tree_root_tokens
 from apar_jax.tokenization import Tokenizer
 
 _EPS = 1e-6
 UNLIKELIHOOD_CANDIDATES = ('all', 'words')  # every earlier answer token | only word tokens
-
-
-def tree_root_mask(branch_ids: jax.Array, branch_parent: jax.Array) -> jax.Array:
-  """branch_ids [B, T], branch_parent [B, NB] -> [B, T] bool: the token lies in a branch that has a
-  child (a tree's root, or a child that forks again)."""
-  nb = branch_parent.shape[1]
-  has_child = jnp.any(branch_parent[:, :, None] == jnp.arange(nb)[None, None, :], axis=1)  # [B, NB]
-  inside = jnp.take_along_axis(has_child, jnp.maximum(branch_ids, 0), axis=1)  # [B, T]
-  return inside & (branch_ids >= 0)
 
 
 def repeat_candidates(tokens: jax.Array, targets: jax.Array, weights: jax.Array,
@@ -65,7 +57,7 @@ def root_unlikelihood_sum(logits: jax.Array, batch: dict[str, jax.Array],
                           candidate_vocab: Optional[jax.Array] = None) -> jax.Array:
   """logits [B, T, V] fp32 and the packed batch -> [] the summed unlikelihood of tree roots;
   `candidate_vocab` [V] bool, when given, keeps only those tokens as candidates."""
-  apply_at = tree_root_mask(batch['branch_ids'], batch['branch_parent'])
+  apply_at = tree_root_tokens(batch['branch_ids'], batch['branch_parent'])  # [B, T]
   cand = repeat_candidates(batch['tokens'], batch['targets'], batch['weights'],
                            batch['branch_ids'], apply_at)  # [B, T, T]
   if candidate_vocab is not None:

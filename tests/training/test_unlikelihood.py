@@ -6,9 +6,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from apar_jax.apar_data.examples import plain_example, tree_example
-from apar_jax.apar_data.packing import pack_rows
+from apar_jax.apar_data.packing import pack_rows, tree_root_tokens
 from apar_jax.training.unlikelihood import (repeat_candidates, root_unlikelihood_sum,
-                                            tree_root_mask, word_token_mask)
+                                            word_token_mask)
 
 V, EOS, FORK, CHILD = 64, 2, 62, 63
 
@@ -23,7 +23,7 @@ def test_candidates_are_the_roots_earlier_answer_tokens():
                     child_id=CHILD, eos_id=EOS)
   rows = pack_rows([ex, plain_example([1], [40, 41], EOS)], 48, 8)
   b = _batch(rows)
-  roots = tree_root_mask(b['branch_ids'], b['branch_parent'])
+  roots = tree_root_tokens(b['branch_ids'], b['branch_parent'])
   cand = np.asarray(repeat_candidates(b['tokens'], b['targets'], b['weights'], b['branch_ids'],
                                       roots))[0]
   tokens, targets = rows.tokens[0], rows.targets[0]
