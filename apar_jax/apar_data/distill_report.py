@@ -93,10 +93,12 @@ def summarise(path: str) -> dict[str, Any]:
 
 
 def sampling_label(record: dict[str, Any]) -> str:
-  """The repetition settings an answer was drawn with (records from before they existed: off)."""
+  """The repetition settings an answer was drawn with (records from before they existed: off),
+  and its format demonstration if it had one."""
   label = (f"repetition_penalty={float(record.get('repetition_penalty', 1.0)):g} "
            f"no_repeat_ngram={int(record.get('no_repeat_ngram', 0))}")
-  return label if record.get('penalize_symbols', True) else label + ' symbols_spared'
+  label = label if record.get('penalize_symbols', True) else label + ' symbols_spared'
+  return label + (f" list_demo={record['list_demo']}" if record.get('list_demo') else '')
 
 
 def format_report(summary: dict[str, Any]) -> str:

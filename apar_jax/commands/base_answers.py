@@ -20,8 +20,9 @@ from typing import Any, Callable, Iterator, Optional, Sequence
 
 import ml_collections
 
+from apar_jax.apar_data.format_demos import demo_turns
 from apar_jax.apar_data.prompt_generator import Prompt
-from apar_jax.tokenization import encode_user_prompt
+from apar_jax.tokenization import encode_chat, encode_user_prompt
 
 BACKENDS = ('auto', 'engine', 'dense')
 
@@ -104,9 +105,16 @@ def dense_answerer(runtime: Any, dc: ml_collections.ConfigDict) -> Callable[...,
   return answer
 
 
-def encode_request(tokenizer: Any, config: ml_collections.ConfigDict, prompt: Prompt) -> list[int]:
-  """The request as a one-turn chat in the config's template."""
-  return encode_user_prompt(tokenizer, prompt.text, config.tokenizer)
+def encode_request(tokenizer: Any, config: ml_collections.ConfigDict, prompt: Prompt,
+                   list_demo: str = '') -> list[int]:
+  """The request as a one-turn chat in the config's template; a list request after the format
+  demonstration `list_demo` (`apar_data.format_demos`, '' = none) when one is named."""
+  turns = demo_turns(list_demo) if prompt.kind == 'list' else []
+  if not turns:
+    return encode_user_prompt(tokenizer, prompt.text, config.tokenizer)
+  return encode_chat(tokenizer, [*turns, {'role': 'user', 'content': prompt.text}],
+                     config.tokenizer.chat_template,
+                     system_prompt=config.tokenizer.get('system_prompt', None))
 
 
 def _answered(tok: Any, prompt: Prompt, prompt_ids: list[int], out: list[int]) -> Answered:
@@ -134,7 +142,7 @@ def answer_stream(runtime: Any, config: ml_collections.ConfigDict, dc: ml_collec
 
   def prompt_ids(job: Job) -> list[int]:
     if job.prompt.id not in ids:
-      ids[job.prompt.id] = encode_request(tok, config, job.prompt)
+      ids[job.prompt.id] = encode_request(tok, config, job.prompt, dc.get('list_demo', ''))
     return ids[job.prompt.id]
 
   if not queue:

@@ -3,7 +3,9 @@
     python -m apar_jax distill --config=configs/apar_smollm2_135m.py [--config.distill.num_prompts=N]
 
 Requests: the first `num_prompts` of `apar_data.prompt_generator`'s `split` (default 'train'; the
-held-out split is never distilled). They stream through the engine (continuous batching), sampled
+held-out split is never distilled), kinds mixed as `kind_shares` says ('' = the generator's mix).
+With `list_demo` the base model sees a format demonstration (`apar_data.format_demos`) as an earlier
+chat turn before each list request; the record keeps the request as written. They stream through the engine (continuous batching), sampled
 with the config's temperature / top-p, each attempt with its own seed. Every answer is judged by
 `apar_data.distill_filter` (finished, content filters, no 4-gram loop, a tree the extractor accepts
 with no duplicate titles or empty items for list / paragraph requests, no list for plain ones); a
@@ -11,8 +13,8 @@ dropped answer is followed by another attempt until `max_attempts`. An answer th
 cancelled mid-decode (`distill_filter.hopeless`): its slot goes to the next request.
 
 Every answer, kept or dropped, is appended to `config.distill.output` as it finishes: a ShareGPT record
-with `kind`, `finished`, `num_tokens`, `attempt`, `seed`, `kept`, `drop_reason`, `tree_kind`, `split`
-(the trainer reads only kept ones). A re-run first judges the file's finished answers again with the
+with `kind`, `finished`, `num_tokens`, `attempt`, `seed`, `kept`, `drop_reason`, `tree_kind`, `split`,
+the sampling settings and `list_demo` (the trainer reads only kept ones). A re-run first judges the file's finished answers again with the
 filters of the day (`rejudge`), then resumes: a request with a kept answer is done, else its
 next attempt follows the ones in the file, so a kill at any moment loses at most the answers in
 flight and never writes one twice. The totals (kept, dropped by reason) are printed and written to
@@ -30,7 +32,7 @@ import os
 import signal
 import sys
 import threading
-from typing import Iterator
+from typing import Iterator, Optional
 
 import ml_collections
 import numpy as np
@@ -40,6 +42,7 @@ from apar_jax import distributed
 from apar_jax.apar_data.distill_filter import REQUEST_KINDS, Verdict, hopeless, judge
 from apar_jax.apar_data.distill_report import (format_report, read_records, request_logs,
                                                summarise, truncate_partial_line)
+from apar_jax.apar_data.format_demos import demo_turns
 from apar_jax.apar_data.prompt_generator import generate_prompts
 from apar_jax.apar_data.sharegpt import sharegpt_record
 from apar_jax.commands.base_answers import Job, answer_stream, base_runtime, check_backend
@@ -63,12 +66,35 @@ def report_path(output: str) -> str:
   return output + '.report.json'
 
 
+def kind_shares(text: str) -> Optional[dict[str, float]]:
+  """`'list=0.6,plain=0.4'` -> {'list': 0.6, 'plain': 0.4} (the request kinds to draw and their
+  shares); '' -> None (the generator's own mix)."""
+  if not text.strip():
+    return None
+  shares = {}
+  for part in text.split(','):
+    kind, sep, value = part.partition('=')
+    kind = kind.strip()
+    try:
+      share = float(value) if sep else -1.0
+    except ValueError:
+      share = -1.0
+    if kind not in REQUEST_KINDS or share <= 0 or kind in shares:
+      raise ValueError(f'config.distill.kind_shares={text!r}: expected comma-separated kind=share '
+                       f'pairs with kinds from {REQUEST_KINDS} (each once) and shares > 0, '
+                       "e.g. 'list=0.6,plain=0.4'")
+    shares[kind] = share
+  return shares
+
+
 def _check(dc: ml_collections.ConfigDict) -> None:
   if int(dc.batch_size) < 1 or int(dc.max_new_tokens) < 1:
     raise ValueError('config.distill.batch_size and max_new_tokens must be >= 1')
   if int(dc.max_attempts) < 1:
     raise ValueError(f'config.distill.max_attempts must be >= 1, got {dc.max_attempts}')
   check_backend(dc)
+  kind_shares(dc.kind_shares)
+  demo_turns(dc.list_demo)
 
 
 SUPERSEDED = 'another_attempt_kept'
@@ -170,7 +196,8 @@ def run(config: ml_collections.ConfigDict) -> None:
 
 
 def _run(config: ml_collections.ConfigDict, dc: ml_collections.ConfigDict, main: bool) -> None:
-  prompts = generate_prompts(int(dc.num_prompts), int(dc.prompt_seed), split=dc.split)
+  prompts = generate_prompts(int(dc.num_prompts), int(dc.prompt_seed), split=dc.split,
+                             shares=kind_shares(dc.kind_shares))
   out_path = dc.output
   max_attempts = int(dc.max_attempts)
   log = (lambda msg: print(msg, file=sys.stderr)) if main else (lambda msg: None)  # noqa: E731
@@ -214,7 +241,8 @@ def _answer(config, dc, queue, out_path: str, main: bool) -> None:
             drop_reason=verdict.reason, tree_kind=verdict.tree_kind, split=p.split,
             repetition_penalty=float(dc.repetition_penalty),
             no_repeat_ngram=int(dc.no_repeat_ngram),
-            penalize_symbols=bool(dc.get('penalize_symbols', True))),
+            penalize_symbols=bool(dc.get('penalize_symbols', True)),
+            list_demo=dc.list_demo if p.kind == 'list' else ''),
             ensure_ascii=False) + '\n')
         f.flush()
       if not verdict.kept and job.attempt + 1 < max_attempts:

@@ -161,3 +161,52 @@ def test_a_second_distillation_into_the_same_file_is_refused(tmp_path):
         pass
   with distill.exclusive(out, True):  # released: the next run may go
     pass
+
+
+def test_kind_shares_and_list_demo_reach_the_requests_and_the_records(tmp_path, load_config,
+                                                                      monkeypatch):
+  from apar_jax.apar_data.format_demos import demo_turns
+  from apar_jax.commands import base_answers
+  from apar_jax.tokenization import encode_chat, encode_user_prompt
+  out = str(tmp_path / 'out.jsonl')
+  config = _config(load_config, out, 'dense')
+  config.distill.update(num_prompts=6, max_attempts=1, kind_shares='list=0.5,plain=0.5',
+                        list_demo='bold_titles')
+  seen = {}
+  encode = base_answers.encode_request
+
+  def spy(tok, cfg, prompt, list_demo=''):
+    ids = encode(tok, cfg, prompt, list_demo)
+    seen[prompt.kind, prompt.text] = (tok, ids)
+    return ids
+  monkeypatch.setattr(base_answers, 'encode_request', spy)
+  distill.run(config)
+  records = _lines(out)
+  assert sorted(r['kind'] for r in records) == ['list'] * 3 + ['plain'] * 3
+  assert all(r['list_demo'] == ('bold_titles' if r['kind'] == 'list' else '') for r in records)
+  for (kind, text), (tok, ids) in seen.items():  # the teacher sees the demonstration ...
+    request = {'role': 'user', 'content': text}
+    expected = (encode_chat(tok, [*demo_turns('bold_titles'), request],
+                            config.tokenizer.chat_template,
+                            system_prompt=config.tokenizer.get('system_prompt', None))
+                if kind == 'list' else encode_user_prompt(tok, text, config.tokenizer))
+    assert ids == expected
+  assert {r['conversations'][0]['value'] for r in records} == {t for _, t in seen}  # ... not the record
+  report = json.loads(open(distill.report_path(out), encoding='utf-8').read())
+  assert sum(v['dropped'] for k, v in report['by_sampling'].items()
+             if k.endswith(' list_demo=bold_titles')) == 3
+
+
+@pytest.mark.parametrize('field, value, message', [
+    ('kind_shares', 'list=0.5,lists=0.5', 'kind=share'),
+    ('kind_shares', 'list=0', 'shares > 0'),
+    ('kind_shares', 'list', 'kind=share'),
+    ('list_demo', 'bold', "choose one of \\['bold_titles'\\]"),
+])
+def test_bad_kind_shares_or_list_demo_stop_before_decoding(tmp_path, load_config, field, value,
+                                                           message):
+  config = _config(load_config, str(tmp_path / 'o.jsonl'), 'dense')
+  config.distill[field] = value
+  with pytest.raises(ValueError, match=message):
+    distill.run(config)
+  assert not os.path.exists(str(tmp_path / 'o.jsonl'))

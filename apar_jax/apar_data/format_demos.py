@@ -1,0 +1,37 @@
+"""Answer-format demonstrations shown to the teacher before a list request (context distillation).
+
+    turns = demo_turns('bold_titles')      # [user, assistant] chat messages
+    ids = encode_chat(tok, [*turns, {'role': 'user', 'content': request}], template)
+
+A small base model answers many list requests in prose, or as a list whose items have no title the
+extractor can split from a detail: such answers are dropped and teach no fork. One earlier exchange in
+the format APAR forks (`N. **Title**: detail`) makes the teacher answer in it far more often
+(`docs/apar_training.md`, section 3). Only the teacher sees the demonstration: the distilled record
+keeps the request as the user wrote it, so the student learns to answer that way unprompted.
+"""
+
+from apar_jax.tokenization.chat_templates import Message
+
+# name -> the demonstration exchange (a request outside the generator's topics, and its answer).
+DEMOS: dict[str, tuple[Message, ...]] = {
+    'bold_titles': (
+        {'role': 'user', 'content': 'What are some ways to stay focused while studying?'},
+        {'role': 'assistant', 'content': (
+            '1. **Remove distractions**: Put your phone in another room and close tabs you do not '
+            'need.\n'
+            '2. **Work in short blocks**: Study for 25 minutes, then take a five-minute break.\n'
+            '3. **Set a clear goal**: Decide what you want to finish before you sit down.\n'
+            '4. **Keep your space tidy**: A clean desk makes it easier to think about one thing at '
+            'a time.')},
+    ),
+}
+
+
+def demo_turns(name: str) -> list[Message]:
+  """The chat messages of demonstration `name` ('' = none: an empty list)."""
+  if not name:
+    return []
+  if name not in DEMOS:
+    raise ValueError(f'unknown format demonstration {name!r}: choose one of {sorted(DEMOS)} '
+                     "or '' for none (apar_jax/apar_data/format_demos.py)")
+  return list(DEMOS[name])
