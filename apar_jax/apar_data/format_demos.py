@@ -3,11 +3,11 @@
     turns = demo_turns('bold_titles')      # [user, assistant] chat messages
     ids = encode_chat(tok, [*turns, {'role': 'user', 'content': request}], template)
 
-A small base model answers many list requests in prose, or as a list whose items have no title the
-extractor can split from a detail: such answers are dropped and teach no fork. One earlier exchange in
-the format APAR forks (`N. **Title**: detail`) makes the teacher answer in it far more often
-(`docs/apar_training.md`, section 3). Only the teacher sees the demonstration: the distilled record
-keeps the request as the user wrote it, so the student learns to answer that way unprompted.
+A small base model answers many list requests in prose, or as a list whose items have no title
+the extractor can split from a detail: such answers are dropped and teach no fork. One earlier
+exchange in the format APAR forks (`N. **Title**: detail`) makes the teacher answer in it far more
+often (`docs/apar_training.md`, section 3). Only the teacher sees the demonstration: the distilled
+record keeps the request as the user wrote it, so the student learns to answer that way unprompted.
 """
 
 from apar_jax.tokenization.chat_templates import Message

@@ -5,22 +5,23 @@
 Requests: the first `num_prompts` of `apar_data.prompt_generator`'s `split` (default 'train'; the
 held-out split is never distilled), kinds mixed as `kind_shares` says ('' = the generator's mix).
 With `list_demo` the base model sees a format demonstration (`apar_data.format_demos`) as an earlier
-chat turn before each list request; the record keeps the request as written. They stream through the engine (continuous batching), sampled
-with the config's temperature / top-p, each attempt with its own seed. Every answer is judged by
-`apar_data.distill_filter` (finished, content filters, no 4-gram loop, a tree the extractor accepts
-with no duplicate titles or empty items for list / paragraph requests, no list for plain ones); a
-dropped answer is followed by another attempt until `max_attempts`. An answer that already loops is
-cancelled mid-decode (`distill_filter.hopeless`): its slot goes to the next request.
+chat turn before each list request; the record keeps the request as written. They stream through the
+engine (continuous batching), sampled with the config's temperature / top-p, each attempt with its
+own seed. Every answer is judged by `apar_data.distill_filter` (finished, content filters, no 4-gram
+loop, a tree the extractor accepts with no duplicate titles or empty items for list / paragraph
+requests, no list for plain ones); a dropped answer is followed by another attempt until
+`max_attempts`. An answer that already loops is cancelled mid-decode (`distill_filter.hopeless`):
+its slot goes to the next request.
 
-Every answer, kept or dropped, is appended to `config.distill.output` as it finishes: a ShareGPT record
-with `kind`, `finished`, `num_tokens`, `attempt`, `seed`, `kept`, `drop_reason`, `tree_kind`, `split`,
-the sampling settings and `list_demo` (the trainer reads only kept ones). A re-run first judges the file's finished answers again with the
-filters of the day (`rejudge`), then resumes: a request with a kept answer is done, else its
-next attempt follows the ones in the file, so a kill at any moment loses at most the answers in
-flight and never writes one twice. The totals (kept, dropped by reason) are printed and written to
-`<output>.report.json`, also when stopped with Ctrl-C (SIGINT) or `kill` (SIGTERM). In a
-multi-process job every process decodes and process 0 alone reads and writes the file (the others
-take its record of what is left).
+Every answer, kept or dropped, is appended to `config.distill.output` as it finishes: a ShareGPT
+record with `kind`, `finished`, `num_tokens`, `attempt`, `seed`, `kept`, `drop_reason`, `tree_kind`,
+`split`, the sampling settings and `list_demo` (the trainer reads only kept ones). A re-run first
+judges the file's finished answers again with the filters of the day (`rejudge`), then resumes: a
+request with a kept answer is done, else its next attempt follows the ones in the file, so a kill at
+any moment loses at most the answers in flight and never writes one twice. The totals (kept, dropped
+by reason) are printed and written to `<output>.report.json`, also when stopped with Ctrl-C (SIGINT)
+or `kill` (SIGTERM). In a multi-process job every process decodes and process 0 alone reads and
+writes the file (the others take its record of what is left).
 """
 
 import collections

@@ -58,7 +58,7 @@ def distill_defaults() -> ml_collections.ConfigDict:
       num_prompts=2000,             # requests from the shipped generator
       prompt_seed=0,
       split='train',                # the generator's split ('heldout' is for evaluation only)
-      kind_shares='',               # e.g. 'list=0.6,plain=0.4' (request kinds drawn); '' = generator's
+      kind_shares='',               # request kinds drawn, e.g. 'list=0.6,plain=0.4' ('' = all)
       list_demo='',                 # format demonstration the teacher sees before a list request
                                     # (apar_data/format_demos.py); '' = none
       max_attempts=3,               # answers drawn per request until one passes the filters
