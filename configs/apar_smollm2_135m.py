@@ -48,8 +48,8 @@ def get_config():
       max_attempts=3,
       # Requests after 2026-12-07: list and plain only (the recipe trains list trees against plain
       # answers; paragraph trees are left out), and a list request is answered after one format
-      # demonstration (apar_data/format_demos.py): 10 list trees of 32 first attempts against 4
-      # without (docs/apar_training.md, section 3).
+      # demonstration (apar_data/format_demos.py): 10 list trees of 32 first attempts against 1
+      # without, same seeds (docs/apar_training.md, section 3).
       kind_shares='list=0.6,plain=0.4',
       list_demo='bold_titles',
   )

@@ -22,7 +22,7 @@ import ml_collections
 
 from apar_jax.apar_data.format_demos import demo_turns
 from apar_jax.apar_data.prompt_generator import Prompt
-from apar_jax.tokenization import encode_chat, encode_user_prompt
+from apar_jax.tokenization import encode_user_prompt
 
 BACKENDS = ('auto', 'engine', 'dense')
 
@@ -110,11 +110,7 @@ def encode_request(tokenizer: Any, config: ml_collections.ConfigDict, prompt: Pr
   """The request as a one-turn chat in the config's template; a list request after the format
   demonstration `list_demo` (`apar_data.format_demos`, '' = none) when one is named."""
   turns = demo_turns(list_demo) if prompt.kind == 'list' else []
-  if not turns:
-    return encode_user_prompt(tokenizer, prompt.text, config.tokenizer)
-  return encode_chat(tokenizer, [*turns, {'role': 'user', 'content': prompt.text}],
-                     config.tokenizer.chat_template,
-                     system_prompt=config.tokenizer.get('system_prompt', None))
+  return encode_user_prompt(tokenizer, prompt.text, config.tokenizer, earlier_turns=turns)
 
 
 def _answered(tok: Any, prompt: Prompt, prompt_ids: list[int], out: list[int]) -> Answered:
