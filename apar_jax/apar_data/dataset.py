@@ -5,8 +5,9 @@ Every structured answer (see `structure.extract_tree`) of a kind in `tree_kinds`
 of another kind either a plain example (`excluded_trees='plain'`: the model learns to write it
 without forking) or nothing (`'drop'`). `plain_fraction` fixes the share of plain examples: the
 side in excess is subsampled (deterministically). `salvage_budget_cuts` brings back distilled
-answers dropped only for the token budget, cut to their complete blocks (`budget_salvage.py`). The
-batch of a step is a pure function of (seed, step), so a resumed run sees exactly the batches an
+answers dropped only for the token budget, cut to their complete blocks (`budget_salvage.py`);
+`list_demo_only` first leaves out the list answers distilled without a format demonstration
+(`demonstrated.py`). The batch of a step is a pure function of (seed, step), so a resumed run sees exactly the batches an
 uninterrupted one would.
 """
 
@@ -19,6 +20,7 @@ import numpy as np
 
 from apar_jax.apar_data.answer_tree import Kind
 from apar_jax.apar_data.budget_salvage import salvage_budget_cuts as salvage
+from apar_jax.apar_data.demonstrated import demonstrated_list_answers
 from apar_jax.apar_data.examples import Example, tokenize_exchange
 from apar_jax.apar_data.layouts import TokenCounts, branch_layout, token_counts
 from apar_jax.apar_data.packing import PackedRows, pack_rows
@@ -44,10 +46,13 @@ class DataStats:
   dropped: int
   fill: float  # fraction of row slots holding tokens
   salvaged: int = 0  # budget-cut distilled answers brought back (`salvage_budget_cuts`)
+  undemonstrated: int = 0  # list answers left out as distilled without a demo (`list_demo_only`)
 
   def summary(self) -> str:
     salvaged = f' ({self.salvaged} salvaged from budget cuts)' if self.salvaged else ''
-    return (f'{self.exchanges} answers{salvaged}: {self.trees} trees, {self.plain} plain (no tree: '
+    undemonstrated = (f'left out {self.undemonstrated} list answers distilled without a format '
+                      'demonstration; ' if self.undemonstrated else '')
+    return (f'{undemonstrated}{self.exchanges} answers{salvaged}: {self.trees} trees, {self.plain} plain (no tree: '
             f'{dict(self.reasons)}); used {self.used_trees} trees + {self.used_plain} plain; '
             f'tree tokens {self.counts.packed} packed vs {self.counts.branch_layout} one-row-per-'
             f'branch (saving {100 * self.counts.saving:.1f}%); {self.rows} rows, {self.dropped} '
@@ -114,7 +119,8 @@ def build_rows(path: str, tokenizer: Tokenizer, *, chat_template: str, system_pr
                seed: int, max_exchanges: int = 0, unfinished: str = 'drop',
                tree_kinds: Sequence[str] = TREE_KINDS,
                excluded_trees: str = 'plain',
-               salvage_budget_cuts: bool = False) -> tuple[PackedRows, DataStats]:
+               salvage_budget_cuts: bool = False,
+               list_demo_only: bool = False) -> tuple[PackedRows, DataStats]:
   """Reads `path` and returns the packed training rows and what went into them."""
   if layout not in LAYOUTS:
     raise ValueError(f'layout must be one of {LAYOUTS}, got {layout!r}')
@@ -123,6 +129,9 @@ def build_rows(path: str, tokenizer: Tokenizer, *, chat_template: str, system_pr
     raise ValueError("salvage_budget_cuts needs unfinished='trim' (a salvaged answer is read "
                      "cut back to its complete blocks): set --config.train.unfinished=trim")
   records = read_conversations(path)
+  undemonstrated = 0
+  if list_demo_only:
+    records, undemonstrated = demonstrated_list_answers(records)
   salvaged = 0
   if salvage_budget_cuts:
     records, salvaged = salvage(records)
@@ -130,7 +139,10 @@ def build_rows(path: str, tokenizer: Tokenizer, *, chat_template: str, system_pr
   if max_exchanges:
     items = items[:max_exchanges]
   if not items:
-    raise ValueError(f'{path} holds no (human, gpt) exchanges to train on')
+    hint = (' once the list answers distilled without a format demonstration are left out: distil '
+            'with distill.list_demo or set --config.train.list_demo_only=False'
+            if undemonstrated else '')
+    raise ValueError(f'{path} holds no (human, gpt) exchanges to train on{hint}')
   trees, plain, reasons = build_examples(items, tokenizer, chat_template, system_prompt,
                                          tree_kinds, excluded_trees)
   used_trees, used_plain = mix(trees, plain, plain_fraction, seed)
@@ -145,7 +157,7 @@ def build_rows(path: str, tokenizer: Tokenizer, *, chat_template: str, system_pr
   fill = float((rows.branch_ids >= 0).mean())
   stats = DataStats(len(items), len(trees), len(plain), len(used_trees), len(used_plain),
                     dict(reasons), token_counts(used_trees), rows.num_rows, rows.dropped, fill,
-                    salvaged)
+                    salvaged, undemonstrated)
   return rows, stats
 
 
