@@ -1,7 +1,7 @@
 """Quality signals of one answer, without a judge model: its list items and what is wrong with them.
 
     q = answer_quality(text, finished=True)
-    q.items, q.duplicate_titles, q.empty_details, q.repeated_4grams, q.has_loop
+    q.items, q.duplicate_titles, q.empty_details, q.repeated_4grams, q.has_loop, q.locked
 
 Used both ways: the distillation drops answers that fail them (`distill_filter.py`) and the APAR
 evaluation counts them for the APAR model and the base model side by side.
@@ -30,6 +30,9 @@ LOOP_MIN_REPEATS = 6
 LOOP_SPAN = 8
 LOOP_SPAN_REPEATS = 3
 LOOP_REPEATED_FRACTION = 0.25
+# A list "locks" when one title (or title-less item text) comes LOCK_REPEATS times or more: the
+# writer of the titles (an APAR root) fell into copying one item instead of ending the list.
+LOCK_REPEATS = 5
 
 _NUMBERED = re.compile(r'^[ \t]{0,3}(\d{1,3})[.)](?=\s|$)[ \t]*', re.M)
 _BULLET = re.compile(r'^[ \t]{0,1}[-*•](?=[ \t])[ \t]*', re.M)
@@ -53,6 +56,12 @@ class Quality:
   total_4grams: int
   has_loop: bool
   finished: bool
+  max_title_repeats: int = 0  # occurrences of the most frequent normalised title (0: no items)
+
+  @property
+  def locked(self) -> bool:
+    """One item's title came LOCK_REPEATS times or more."""
+    return self.max_title_repeats >= LOCK_REPEATS
 
   @property
   def loops_for_good(self) -> bool:
@@ -123,13 +132,14 @@ def ngram_counts(text: str, n: int = NGRAM) -> collections.Counter:
 def answer_quality(text: str, finished: bool = True) -> Quality:
   """The quality signals of `text` (`finished`: it ended before the token budget)."""
   items = tuple(list_items(text))
-  seen: set[str] = set()
+  seen: collections.Counter = collections.Counter()
   duplicates = 0
   for item in items:
     key = _normalise(item.title or item.detail)
     if key and key in seen:
       duplicates += 1
-    seen.add(key)
+    if key:
+      seen[key] += 1
   judged = items if finished else items[:-1]
   empty = sum(len(_WORD.findall(item.detail)) < MIN_DETAIL_WORDS for item in judged)
   counts = ngram_counts(text)
@@ -139,4 +149,5 @@ def answer_quality(text: str, finished: bool = True) -> Quality:
   span = max(ngram_counts(text, LOOP_SPAN).values(), default=0)
   loop = (most >= LOOP_MIN_REPEATS or span >= LOOP_SPAN_REPEATS
           or (total >= 20 and repeated / total >= LOOP_REPEATED_FRACTION))
-  return Quality(items, duplicates, empty, repeated, most, span, total, loop, finished)
+  return Quality(items, duplicates, empty, repeated, most, span, total, loop, finished,
+                 max(seen.values(), default=0))

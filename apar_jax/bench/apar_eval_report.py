@@ -6,14 +6,15 @@
 
 Signals per answer (`apar_data.answer_quality`): list items, duplicate item titles, items whose detail
 is empty or under 3 words (the last item excepted when the budget cut it), repeated word 4-grams and
-whether they make a loop, whether a branch hit the token budget, length; decode steps and forks.
+whether they make a loop, whether the list locks onto one title (`answer_quality.LOCK_REPEATS`
+times or more), whether a branch hit the token budget, length; decode steps and forks.
 """
 
 import dataclasses
 import statistics
 from typing import Any, Iterable, Optional, Sequence
 
-from apar_jax.apar_data.answer_quality import answer_quality
+from apar_jax.apar_data.answer_quality import LOCK_REPEATS, answer_quality
 
 TARGETS = dict(list_fork_rate=0.90, plain_no_fork_rate=0.90, steps_per_token=0.50,
                answer_nll_ratio=1.10, plain_nll_ratio=1.05)
@@ -38,6 +39,7 @@ class AnswerRow:
   repeated_4grams: int
   has_loop: bool
   words: int
+  locked: bool = False  # one title comes LOCK_REPEATS times or more
 
 
 def hit_budget(record: dict[str, Any], stop_ids: Iterable[int]) -> bool:
@@ -54,7 +56,7 @@ def answer_row(request: Any, record: dict[str, Any], stop_ids: Sequence[int]) ->
   return AnswerRow(request.id, request.kind, record['text'], int(record['num_generated_tokens']),
                    int(record['decode_steps']), int(record['forks']), finished,
                    hit_budget(record, stop_ids), q.num_items, q.duplicate_titles, q.empty_details,
-                   q.repeated_4grams, q.has_loop, len(record['text'].split()))
+                   q.repeated_4grams, q.has_loop, len(record['text'].split()), q.locked)
 
 
 def _side(rows: Sequence[AnswerRow]) -> dict[str, Any]:
@@ -75,6 +77,9 @@ def _side(rows: Sequence[AnswerRow]) -> dict[str, Any]:
       empty_details=sum(r.empty_details for r in lists),
       duplicate_titles=sum(r.duplicate_titles for r in lists),
       loops=sum(r.has_loop for r in lists),
+      locked_lists=sum(r.locked for r in lists),
+      median_forks=(statistics.median(r.forks for r in lists if r.forks)
+                    if any(r.forks for r in lists) else 0.0),
       repeated_4grams=sum(r.repeated_4grams for r in lists),
       hit_budget=sum(r.hit_budget for r in lists),
       mean_tokens=tokens / max(len(lists), 1),
@@ -121,7 +126,8 @@ def report(summary: dict[str, Any]) -> str:
   a, b, c, t = summary['apar'], summary['base'], summary['checks'], TARGETS
   n = a['list_requests']
   rows = [
-      ('list requests forking', f"{a['list_fork_rate']:.0%} of {n} (mean {a['mean_forks']:.1f})",
+      ('list requests forking', f"{a['list_fork_rate']:.0%} of {n} (mean {a['mean_forks']:.1f} "
+       f"forks; median {a['median_forks']:g} per forking answer)",
        '0 (AR)', f">= {t['list_fork_rate']:.0%}", _verdict(c['list_fork_rate'])),
       ('plain requests without a fork', f"{a['plain_no_fork_rate']:.0%} of {a['plain_requests']}",
        '-', f">= {t['plain_no_fork_rate']:.0%}", _verdict(c['plain_no_fork_rate'])),
@@ -138,6 +144,8 @@ def report(summary: dict[str, Any]) -> str:
        '<= base', _verdict(c['duplicate_titles'])),
       ('answers with a 4-gram loop', str(a['loops']), str(b['loops']), '<= base',
        _verdict(c['loops'])),
+      (f'lists that repeat one title {LOCK_REPEATS}+ times', str(a['locked_lists']),
+       str(b['locked_lists']), '', ''),
       ('repeated word 4-grams', str(a['repeated_4grams']), str(b['repeated_4grams']), '', ''),
       ('answers that hit the budget', str(a['hit_budget']), str(b['hit_budget']), '', ''),
       ('mean length (tokens / words)', f"{a['mean_tokens']:.0f} / {a['mean_words']:.0f}",

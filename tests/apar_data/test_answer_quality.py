@@ -38,6 +38,17 @@ def test_duplicate_titles_both_ways():
   assert answer_quality(dup.replace('choose a location', 'Pick seeds')).duplicate_titles == 0
 
 
+def test_a_list_locks_when_one_title_comes_five_times():
+  items = ['Plan ahead', 'Rest well', 'Set up a firewall', 'Install a router']
+  items += ['Set up a firewall', 'Install a router'] * 3 + ['set up a FIREWALL']  # 5 times
+  text = '\n'.join(f'{n}. **{t}**: Do it this way today.' for n, t in enumerate(items, 1))
+  q = answer_quality(text)
+  assert (q.max_title_repeats, q.locked) == (5, True)
+  q = answer_quality(text.rsplit('\n', 1)[0])  # without the fifth one
+  assert (q.max_title_repeats, q.locked) == (4, False)
+  assert answer_quality('No list here.').max_title_repeats == 0
+
+
 def test_empty_details_both_ways_and_the_cut_last_item():
   titles_only = '1. **Choose a Location**:\n2. **Select Seeds**:\n3. **Plan Your Garden**: Draw it.'
   assert answer_quality(titles_only).empty_details == 3  # 'Draw it.' has 2 words

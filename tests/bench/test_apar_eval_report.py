@@ -65,6 +65,17 @@ def test_answer_rows_count_each_signal_both_ways():
   assert not hit_budget(_record(GOOD, 8, 2), [STOP])
 
 
+def test_a_locked_list_is_counted():
+  locked = '\n'.join(f'{n}. **Water**: Water it once a week.' for n in range(1, 6))
+  row = answer_row(EvalRequest('a', 'list', 'q'), _record(locked, 8, 5), [STOP])
+  assert row.locked and not answer_row(EvalRequest('b', 'list', 'q'), _record(GOOD, 8, 3),
+                                       [STOP]).locked
+  s = summarise(_rows([(GOOD, 6, 3)]) + [row], _rows([(GOOD, 10, 0)] * 2),
+                apar_answer_nll=2.0, base_answer_nll=2.0, plain_nll=None)
+  assert (s['apar']['locked_lists'], s['base']['locked_lists']) == (1, 0)
+  assert s['apar']['median_forks'] == 4  # of the answers that fork: 3 and 5
+
+
 def _rows(texts_steps_forks, kind='list'):
   return [answer_row(EvalRequest(str(i), kind, 'q'), _record(t, s, f), [STOP])
           for i, (t, s, f) in enumerate(texts_steps_forks)]
@@ -83,6 +94,9 @@ def test_summary_compares_both_models_and_checks_the_targets():
   row = '| duplicate item titles (per 1,000 tokens) | 0 (0.0) | 1 (50.0) | <= base | met |'
   assert row in table
   assert s['base']['duplicate_titles_per_1k'] == 1000 / 20
+  assert (s['apar']['median_forks'], s['base']['median_forks']) == (3, 0)
+  assert '| list requests forking | 100% of 2 (mean 3.0 forks; median 3 per forking answer) |' in table
+  assert '| lists that repeat one title 5+ times | 0 | 0 |' in table
   # And the other way: the fine-tune worse than the base model, too few forks, a worse NLL.
   s = summarise(base, apar, apar_answer_nll=2.5, base_answer_nll=2.0, plain_nll=(1.0, 1.2))
   assert not any(s['checks'][k] for k in ('list_fork_rate', 'steps_per_token', 'duplicate_titles',
