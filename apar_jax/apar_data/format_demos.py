@@ -13,17 +13,21 @@ record keeps the request as the user wrote it, so the student learns to answer t
 from apar_jax.tokenization.chat_templates import Message
 
 # name -> the demonstration exchange (a request outside the generator's topics, and its answer).
+_FOCUS_REQUEST: Message = {'role': 'user',
+                           'content': 'What are some ways to stay focused while studying?'}
+_FOCUS_ITEMS = (
+    '1. **Remove distractions**: Put your phone in another room and close tabs you do not need.\n'
+    '2. **Work in short blocks**: Study for 25 minutes, then take a five-minute break.\n'
+    '3. **Set a clear goal**: Decide what you want to finish before you sit down.\n'
+    '4. **Keep your space tidy**: A clean desk makes it easier to think about one thing at a time.')
+
 DEMOS: dict[str, tuple[Message, ...]] = {
-    'bold_titles': (
-        {'role': 'user', 'content': 'What are some ways to stay focused while studying?'},
-        {'role': 'assistant', 'content': (
-            '1. **Remove distractions**: Put your phone in another room and close tabs you do not '
-            'need.\n'
-            '2. **Work in short blocks**: Study for 25 minutes, then take a five-minute break.\n'
-            '3. **Set a clear goal**: Decide what you want to finish before you sit down.\n'
-            '4. **Keep your space tidy**: A clean desk makes it easier to think about one thing at '
-            'a time.')},
-    ),
+    'bold_titles': (_FOCUS_REQUEST, {'role': 'assistant', 'content': _FOCUS_ITEMS}),
+    # The same list after a line that says how many items follow: a root that has announced its
+    # count has a reason to stop there (greedy decoding never takes a stop whose probability stays
+    # under one half at every item, which is how an open-ended list runs on).
+    'counted_titles': (_FOCUS_REQUEST, {'role': 'assistant', 'content': (
+        'Here are 4 ways to stay focused while studying:\n\n' + _FOCUS_ITEMS)}),
 }
 
 
