@@ -202,7 +202,7 @@ def test_kind_shares_and_list_demo_reach_the_requests_and_the_records(tmp_path, 
     ('kind_shares', 'list=0.5,lists=0.5', 'kind=share'),
     ('kind_shares', 'list=0', 'shares > 0'),
     ('kind_shares', 'list', 'kind=share'),
-    ('list_demo', 'bold', "choose one of \\['bold_titles'\\]"),
+    ('list_demo', 'bold', "unknown format demonstration 'bold': choose one of \\['bold_titles', "),
 ])
 def test_bad_kind_shares_or_list_demo_stop_before_decoding(tmp_path, load_config, field, value,
                                                            message):
