@@ -7,8 +7,8 @@ without forking) or nothing (`'drop'`). `plain_fraction` fixes the share of plai
 side in excess is subsampled (deterministically). `salvage_budget_cuts` brings back distilled
 answers dropped only for the token budget, cut to their complete blocks (`budget_salvage.py`);
 `list_demo_only` first leaves out the list answers distilled without a format demonstration
-(`demonstrated.py`). The batch of a step is a pure function of (seed, step), so a resumed run sees exactly the batches an
-uninterrupted one would.
+(`demonstrated.py`). The batch of a step is a pure function of (seed, step), so a resumed run sees
+exactly the batches an uninterrupted one would.
 """
 
 import collections
@@ -52,8 +52,9 @@ class DataStats:
     salvaged = f' ({self.salvaged} salvaged from budget cuts)' if self.salvaged else ''
     undemonstrated = (f'left out {self.undemonstrated} list answers distilled without a format '
                       'demonstration; ' if self.undemonstrated else '')
-    return (f'{undemonstrated}{self.exchanges} answers{salvaged}: {self.trees} trees, {self.plain} plain (no tree: '
-            f'{dict(self.reasons)}); used {self.used_trees} trees + {self.used_plain} plain; '
+    return (f'{undemonstrated}{self.exchanges} answers{salvaged}: {self.trees} trees, '
+            f'{self.plain} plain (no tree: {dict(self.reasons)}); used {self.used_trees} trees + '
+            f'{self.used_plain} plain; '
             f'tree tokens {self.counts.packed} packed vs {self.counts.branch_layout} one-row-per-'
             f'branch (saving {100 * self.counts.saving:.1f}%); {self.rows} rows, {self.dropped} '
             f'examples dropped as too long, fill {100 * self.fill:.1f}%')

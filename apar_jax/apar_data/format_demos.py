@@ -12,7 +12,6 @@ record keeps the request as the user wrote it, so the student learns to answer t
 
 from apar_jax.tokenization.chat_templates import Message
 
-# name -> the demonstration exchange (a request outside the generator's topics, and its answer).
 _FOCUS_REQUEST: Message = {'role': 'user',
                            'content': 'What are some ways to stay focused while studying?'}
 _FOCUS_ITEMS = (
@@ -21,6 +20,7 @@ _FOCUS_ITEMS = (
     '3. **Set a clear goal**: Decide what you want to finish before you sit down.\n'
     '4. **Keep your space tidy**: A clean desk makes it easier to think about one thing at a time.')
 
+# name -> the demonstration exchange (a request outside the generator's topics, and its answer).
 DEMOS: dict[str, tuple[Message, ...]] = {
     'bold_titles': (_FOCUS_REQUEST, {'role': 'assistant', 'content': _FOCUS_ITEMS}),
     # The same list after a line that says how many items follow: a root that has announced its

@@ -6,8 +6,9 @@
 
 Signals per answer (`apar_data.answer_quality`): list items, duplicate item titles, items whose detail
 is empty or under 3 words (the last item excepted when the budget cut it), repeated word 4-grams and
-whether they make a loop, whether the list locks onto one title (`answer_quality.LOCK_REPEATS`
-times or more), whether a branch hit the token budget, length; decode steps and forks.
+whether they make a loop, whether the list locks onto one title
+(`answer_quality.LOCK_REPEATS` times or more), whether a branch hit the token budget, length;
+decode steps and forks.
 """
 
 import dataclasses

@@ -56,7 +56,8 @@ def test_build_rows_trains_on_the_demonstrated_trees_and_salvages_after(tmp_path
   assert (everything.trees, everything.salvaged, everything.undemonstrated) == (2, 0, 0)
   stats = build(True)  # the cut demo answer comes back once the undemonstrated one is gone
   assert (stats.trees, stats.plain, stats.salvaged, stats.undemonstrated) == (2, 1, 1, 1)
-  assert stats.summary().startswith('left out 1 list answers distilled without a format demonstration')
+  assert stats.summary().startswith('left out 1 list answers distilled without a format '
+                                    'demonstration; ')
 
 
 def test_a_file_with_only_undemonstrated_list_answers_says_what_to_do(tmp_path, load_config):

@@ -95,7 +95,8 @@ def test_summary_compares_both_models_and_checks_the_targets():
   assert row in table
   assert s['base']['duplicate_titles_per_1k'] == 1000 / 20
   assert (s['apar']['median_forks'], s['base']['median_forks']) == (3, 0)
-  assert '| list requests forking | 100% of 2 (mean 3.0 forks; median 3 per forking answer) |' in table
+  forking = '| list requests forking | 100% of 2 (mean 3.0 forks; median 3 per forking answer) |'
+  assert forking in table
   assert '| lists that repeat one title 5+ times | 0 | 0 |' in table
   # And the other way: the fine-tune worse than the base model, too few forks, a worse NLL.
   s = summarise(base, apar, apar_answer_nll=2.5, base_answer_nll=2.0, plain_nll=(1.0, 1.2))
