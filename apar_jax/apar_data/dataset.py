@@ -22,6 +22,7 @@ from apar_jax.apar_data.answer_tree import Kind
 from apar_jax.apar_data.budget_salvage import salvage_budget_cuts as salvage
 from apar_jax.apar_data.demonstrated import demonstrated_list_answers
 from apar_jax.apar_data.examples import Example, tokenize_exchange
+from apar_jax.apar_data.format_demos import DEMOS
 from apar_jax.apar_data.layouts import TokenCounts, branch_layout, token_counts
 from apar_jax.apar_data.packing import PackedRows, pack_rows
 from apar_jax.apar_data.sharegpt import Exchange, exchanges, read_conversations
@@ -50,7 +51,7 @@ class DataStats:
 
   def summary(self) -> str:
     salvaged = f' ({self.salvaged} salvaged from budget cuts)' if self.salvaged else ''
-    undemonstrated = (f'left out {self.undemonstrated} list answers distilled without a format '
+    undemonstrated = (f'left out {self.undemonstrated} list answers distilled without the format '
                       'demonstration; ' if self.undemonstrated else '')
     return (f'{undemonstrated}{self.exchanges} answers{salvaged}: {self.trees} trees, '
             f'{self.plain} plain (no tree: {dict(self.reasons)}); used {self.used_trees} trees + '
@@ -121,7 +122,8 @@ def build_rows(path: str, tokenizer: Tokenizer, *, chat_template: str, system_pr
                tree_kinds: Sequence[str] = TREE_KINDS,
                excluded_trees: str = 'plain',
                salvage_budget_cuts: bool = False,
-               list_demo_only: bool = False) -> tuple[PackedRows, DataStats]:
+               list_demo_only: bool = False,
+               list_demo_name: str = '') -> tuple[PackedRows, DataStats]:
   """Reads `path` and returns the packed training rows and what went into them."""
   if layout not in LAYOUTS:
     raise ValueError(f'layout must be one of {LAYOUTS}, got {layout!r}')
@@ -129,10 +131,16 @@ def build_rows(path: str, tokenizer: Tokenizer, *, chat_template: str, system_pr
   if salvage_budget_cuts and unfinished != 'trim':
     raise ValueError("salvage_budget_cuts needs unfinished='trim' (a salvaged answer is read "
                      "cut back to its complete blocks): set --config.train.unfinished=trim")
+  if list_demo_name and not list_demo_only:
+    raise ValueError(f'list_demo_name={list_demo_name!r} needs list_demo_only: set '
+                     '--config.train.list_demo_only=True')
+  if list_demo_name and list_demo_name not in DEMOS:
+    raise ValueError(f'unknown format demonstration {list_demo_name!r}: choose one of '
+                     f"{sorted(DEMOS)} (or '' for any)")
   records = read_conversations(path)
   undemonstrated = 0
   if list_demo_only:
-    records, undemonstrated = demonstrated_list_answers(records)
+    records, undemonstrated = demonstrated_list_answers(records, list_demo_name)
   salvaged = 0
   if salvage_budget_cuts:
     records, salvaged = salvage(records)

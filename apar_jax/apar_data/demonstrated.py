@@ -1,22 +1,27 @@
 """Only the list answers distilled after a format demonstration (`distill.list_demo`).
 
-    records, left_out = demonstrated_list_answers(records)
+    records, left_out = demonstrated_list_answers(records, name='')
 
 A distilled record of request kind 'list' carries the demonstration its teacher saw in
 `list_demo` ('' or absent: none). With `train.list_demo_only` the list answers written without one
-are left out, kept or not, so the budget salvage that runs next cannot bring them back either.
-Records of other kinds, and records of other files (no `kind`), pass through unchanged.
+(or, with `train.list_demo_name`, without that one) are left out, kept or not, so the budget
+salvage that runs next cannot bring them back either. Records of other kinds, and records of other
+files (no `kind`), pass through unchanged.
 """
 
 from typing import Any, Sequence
 
 
-def _undemonstrated_list_answer(record: dict[str, Any]) -> bool:
-  return record.get('kind') == 'list' and not record.get('list_demo')
+def _left_out(record: dict[str, Any], name: str) -> bool:
+  if record.get('kind') != 'list':
+    return False
+  demo = record.get('list_demo') or ''
+  return not demo or bool(name) and demo != name
 
 
-def demonstrated_list_answers(records: Sequence[dict[str, Any]]
+def demonstrated_list_answers(records: Sequence[dict[str, Any]], name: str = ''
                               ) -> tuple[list[dict[str, Any]], int]:
-  """(the records without the list answers distilled with no demonstration, how many left out)."""
-  kept = [r for r in records if not _undemonstrated_list_answer(r)]
+  """(the records without the list answers distilled with no demonstration, or another one than
+  `name` when it is given; how many were left out)."""
+  kept = [r for r in records if not _left_out(r, name)]
   return kept, len(records) - len(kept)

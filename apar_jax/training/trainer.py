@@ -133,7 +133,8 @@ def train(config: ml_collections.ConfigDict, *, tokenizer: Optional[Tokenizer] =
       unfinished=str(tc.unfinished), tree_kinds=tc.get('tree_kinds', TREE_KINDS),
       excluded_trees=str(tc.get('excluded_trees', 'plain')),
       salvage_budget_cuts=bool(tc.get('salvage_budget_cuts', False)),
-      list_demo_only=bool(tc.get('list_demo_only', False)))
+      list_demo_only=bool(tc.get('list_demo_only', False)),
+      list_demo_name=str(tc.get('list_demo_name', '')))
   print(f'[train] data: {stats.summary()}', file=sys.stderr)
   fork_weight = float(tc.get('fork_loss_weight', 1.0))
   if fork_weight != 1.0:

@@ -37,6 +37,14 @@ def test_only_list_answers_without_a_demo_are_left_out():
   assert [r['id'] for r in kept] == ['cacti', 'moss', 'x']
 
 
+def test_a_name_keeps_that_demonstration_only():
+  records = [_record('ferns', ITEMS, demo='bold_titles'), _record('cacti', ITEMS),
+             _record('ivy', ITEMS, demo='counted_titles'), _record('moss', PLAIN, kind='plain')]
+  kept, left_out = demonstrated_list_answers(records, name='counted_titles')
+  assert ([r['id'] for r in kept], left_out) == (['ivy', 'moss'], 2)
+  assert [r['id'] for r in demonstrated_list_answers(records)[0]] == ['ferns', 'ivy', 'moss']
+
+
 def test_build_rows_trains_on_the_demonstrated_trees_and_salvages_after(tmp_path, load_config):
   from apar_jax.runtime import load_tokenizer_from_config
   tokenizer = load_tokenizer_from_config(load_config('tiny'))
@@ -56,8 +64,19 @@ def test_build_rows_trains_on_the_demonstrated_trees_and_salvages_after(tmp_path
   assert (everything.trees, everything.salvaged, everything.undemonstrated) == (2, 0, 0)
   stats = build(True)  # the cut demo answer comes back once the undemonstrated one is gone
   assert (stats.trees, stats.plain, stats.salvaged, stats.undemonstrated) == (2, 1, 1, 1)
-  assert stats.summary().startswith('left out 1 list answers distilled without a format '
+  assert stats.summary().startswith('left out 1 list answers distilled without the format '
                                     'demonstration; ')
+
+
+@pytest.mark.parametrize('only, name, match', [
+    (False, 'counted_titles', 'needs list_demo_only'),
+    (True, 'counted', "unknown format demonstration 'counted'"),
+])
+def test_a_bad_demonstration_name_stops_before_reading(tmp_path, only, name, match):
+  with pytest.raises(ValueError, match=match):
+    build_rows(str(tmp_path / 'missing.jsonl'), None, chat_template='chatml', system_prompt=None,
+               layout='packed', plain_fraction=0.0, seq_len=256, max_branches=8, seed=0,
+               list_demo_only=only, list_demo_name=name)
 
 
 def test_a_file_with_only_undemonstrated_list_answers_says_what_to_do(tmp_path, load_config):
