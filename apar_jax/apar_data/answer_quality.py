@@ -132,14 +132,9 @@ def ngram_counts(text: str, n: int = NGRAM) -> collections.Counter:
 def answer_quality(text: str, finished: bool = True) -> Quality:
   """The quality signals of `text` (`finished`: it ended before the token budget)."""
   items = tuple(list_items(text))
-  seen: collections.Counter = collections.Counter()
-  duplicates = 0
-  for item in items:
-    key = _normalise(item.title or item.detail)
-    if key and key in seen:
-      duplicates += 1
-    if key:
-      seen[key] += 1
+  keys = (_normalise(item.title or item.detail) for item in items)
+  titles = collections.Counter(key for key in keys if key)
+  duplicates = sum(titles.values()) - len(titles)  # every occurrence after a title's first
   judged = items if finished else items[:-1]
   empty = sum(len(_WORD.findall(item.detail)) < MIN_DETAIL_WORDS for item in judged)
   counts = ngram_counts(text)
@@ -150,4 +145,4 @@ def answer_quality(text: str, finished: bool = True) -> Quality:
   loop = (most >= LOOP_MIN_REPEATS or span >= LOOP_SPAN_REPEATS
           or (total >= 20 and repeated / total >= LOOP_REPEATED_FRACTION))
   return Quality(items, duplicates, empty, repeated, most, span, total, loop, finished,
-                 max(seen.values(), default=0))
+                 max(titles.values(), default=0))

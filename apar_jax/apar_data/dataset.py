@@ -22,7 +22,7 @@ from apar_jax.apar_data.answer_tree import Kind
 from apar_jax.apar_data.budget_salvage import salvage_budget_cuts as salvage
 from apar_jax.apar_data.demonstrated import demonstrated_list_answers
 from apar_jax.apar_data.examples import Example, tokenize_exchange
-from apar_jax.apar_data.format_demos import DEMOS
+from apar_jax.apar_data.format_demos import demo_turns
 from apar_jax.apar_data.layouts import TokenCounts, branch_layout, token_counts
 from apar_jax.apar_data.packing import PackedRows, pack_rows
 from apar_jax.apar_data.sharegpt import Exchange, exchanges, read_conversations
@@ -134,9 +134,7 @@ def build_rows(path: str, tokenizer: Tokenizer, *, chat_template: str, system_pr
   if list_demo_name and not list_demo_only:
     raise ValueError(f'list_demo_name={list_demo_name!r} needs list_demo_only: set '
                      '--config.train.list_demo_only=True')
-  if list_demo_name and list_demo_name not in DEMOS:
-    raise ValueError(f'unknown format demonstration {list_demo_name!r}: choose one of '
-                     f"{sorted(DEMOS)} (or '' for any)")
+  demo_turns(list_demo_name)  # an unknown name: ValueError naming the demonstrations there are
   records = read_conversations(path)
   undemonstrated = 0
   if list_demo_only:

@@ -64,6 +64,7 @@ def _side(rows: Sequence[AnswerRow]) -> dict[str, Any]:
   lists = [r for r in rows if r.kind == 'list']
   plain = [r for r in rows if r.kind == 'plain']
   tokens = sum(r.tokens for r in lists)
+  forking = [r.forks for r in lists if r.forks]
   out: dict[str, Any] = dict(
       list_requests=len(lists), plain_requests=len(plain),
       list_fork_rate=sum(r.forks > 0 for r in lists) / max(len(lists), 1),
@@ -79,8 +80,7 @@ def _side(rows: Sequence[AnswerRow]) -> dict[str, Any]:
       duplicate_titles=sum(r.duplicate_titles for r in lists),
       loops=sum(r.has_loop for r in lists),
       locked_lists=sum(r.locked for r in lists),
-      median_forks=(statistics.median(r.forks for r in lists if r.forks)
-                    if any(r.forks for r in lists) else 0.0),
+      median_forks=statistics.median(forking) if forking else 0.0,
       repeated_4grams=sum(r.repeated_4grams for r in lists),
       hit_budget=sum(r.hit_budget for r in lists),
       mean_tokens=tokens / max(len(lists), 1),
