@@ -66,6 +66,40 @@ def weight_tree_roots(rows: PackedRows, weight: float) -> PackedRows:
   return dataclasses.replace(rows, weights=(rows.weights * scale).astype(np.float32))
 
 
+LIST_END_SPAN = 2  # targets from the last [Fork]: the closing's newline and first word, or EOS
+
+
+def list_end_targets(tokens: np.ndarray, branch_ids: np.ndarray, branch_parent: np.ndarray,
+                     fork_id: int, span: int = LIST_END_SPAN) -> np.ndarray:
+  """tokens/branch_ids [N, T], branch_parent [N, NB] -> [N, T] bool: the first `span` positions
+  from the last `[Fork]` on of each branch with children, within the branch. Their targets open the
+  list's closing part ("Remember ..." or the EOS) where each earlier `[Fork]` is followed by the
+  next item ("3. ..."): where a root decides that its list has ended."""
+  n, t = tokens.shape
+  row, col = np.nonzero((tokens == fork_id) & tree_root_tokens(branch_ids, branch_parent))  # [F]
+  last = np.full((n, int(branch_ids.max(initial=0)) + 1), -1)  # [N, B]: last [Fork] per branch
+  np.maximum.at(last, (row, branch_ids[row, col]), col)
+  ends = np.zeros((n, t), bool)
+  for r, c in zip(row, col):
+    if last[r, branch_ids[r, c]] == c:
+      stop = min(c + span, t)
+      ends[r, c:stop] = branch_ids[r, c:stop] == branch_ids[r, c]
+  return ends
+
+
+def weight_list_ends(rows: PackedRows, fork_id: int, weight: float) -> PackedRows:
+  """`rows` with the targets that end each root's list (`list_end_targets`) weighted `weight`.
+
+  A list of n items gives its root one "stop" decision against n - 1 "next item" ones, so greedy
+  decoding rarely stops even where every training list ends; weight ~n - 1 evens the two."""
+  if weight < 0:
+    raise ValueError(f'a target weight must be >= 0, got {weight}')
+  ends = list_end_targets(rows.tokens, rows.branch_ids, rows.branch_parent, fork_id)  # [N, T]
+  ends &= rows.weights > 0
+  scale = np.where(ends, np.float32(weight), np.float32(1.0))  # [N, T]
+  return dataclasses.replace(rows, weights=(rows.weights * scale).astype(np.float32))
+
+
 class _Row:
   def __init__(self):
     self.examples: list[Example] = []

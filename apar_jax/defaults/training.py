@@ -33,6 +33,7 @@ def train_defaults() -> ml_collections.ConfigDict:
       token_rows_lr_scale=1.0,      # LoRA: the [Fork]/[Child] rows learn this many times faster
       fork_loss_weight=1.0,         # a [Fork] target counts this many times in the mean loss
       root_loss_weight=1.0,         # every target of a tree's root branch counts this many times
+      list_end_weight=1.0,          # the targets that end a root's list (after its last [Fork])
       root_unlikelihood_weight=0.0,  # > 0: unlikelihood against a root repeating its own tokens
       unlikelihood_candidates='all',  # 'all' earlier answer tokens | 'words' (no list syntax)
       end_lr_fraction=0.1,          # cosine decays to learning_rate * this

@@ -30,7 +30,8 @@ from tqdm import tqdm
 
 from apar_jax import distributed, sharding
 from apar_jax.apar_data.dataset import TREE_KINDS, DataStats, batch_rows, build_rows
-from apar_jax.apar_data.packing import PackedRows, weight_targets, weight_tree_roots
+from apar_jax.apar_data.packing import (PackedRows, weight_list_ends, weight_targets,
+                                        weight_tree_roots)
 from apar_jax.model import CausalSpec, build_model
 from apar_jax.tokenization import Tokenizer
 from apar_jax.weights.adapter_io import save_adapter
@@ -119,6 +120,9 @@ def train(config: ml_collections.ConfigDict, *, tokenizer: Optional[Tokenizer] =
       raise ValueError(f"train.{name}={value} needs train.layout='packed' (in '{tc.layout}' every "
                        f'branch is a row of its own): set --config.train.layout=packed or leave it '
                        f'at {neutral:g}')
+  end_weight = float(tc.get('list_end_weight', 1.0))
+  if end_weight < 0:
+    raise ValueError(f'train.list_end_weight must be >= 0, got {end_weight}')
   if tokenizer is None:
     from apar_jax.runtime import load_tokenizer_from_config
     tokenizer = load_tokenizer_from_config(config)
@@ -141,6 +145,8 @@ def train(config: ml_collections.ConfigDict, *, tokenizer: Optional[Tokenizer] =
     rows = weight_targets(rows, tokenizer.fork_id, fork_weight)
   if root_weight != 1.0:
     rows = weight_tree_roots(rows, root_weight)
+  if end_weight != 1.0:
+    rows = weight_list_ends(rows, tokenizer.fork_id, end_weight)
 
   model = build_model(config.model)
   mesh = distributed.make_global_mesh(config.mesh)  # data across hosts in a multi-process job

@@ -11,7 +11,8 @@ import pytest
 
 from apar_jax.apar_data.examples import plain_example, tree_example
 from apar_jax.apar_data.layouts import branch_layout, branch_positions, token_counts
-from apar_jax.apar_data.packing import pack_rows, weight_targets, weight_tree_roots
+from apar_jax.apar_data.packing import (pack_rows, weight_list_ends, weight_targets,
+                                        weight_tree_roots)
 from apar_jax.model import CausalSpec, build_model
 from apar_jax.testing.accumulation_depth import forward_terms
 from apar_jax.testing.rounding import assert_close_across_orders
@@ -157,3 +158,25 @@ def test_tree_roots_weighted_and_nothing_else():
   np.testing.assert_array_equal(heavy.tokens, rows.tokens)
   with pytest.raises(ValueError, match='>= 0'):
     weight_tree_roots(rows, -1.0)
+
+
+def test_list_ends_weighted_and_nothing_else():
+  ex = tree_example([10, 11, 12], [[20, 21], [22], [23, 24, 25]], [[30, 31], [32, 33, 34]],
+                    fork_id=FORK, child_id=CHILD, eos_id=EOS)
+  shut = tree_example([10], [[20], [22]], [[30]], fork_id=FORK, child_id=CHILD, eos_id=EOS)
+  plain = plain_example([1, 2], [40, FORK, 42], EOS)  # a [Fork] in a plain answer is no list end
+  rows = pack_rows([ex, plain, shut], 64, 8)
+  assert rows.num_rows == 1
+  heavy = weight_list_ends(rows, FORK, 4.0)
+  on = rows.weights[0] > 0
+  got = [(int(t), float(w)) for t, w, o in zip(rows.targets[0], heavy.weights[0], on) if o]
+  # By hand: the two targets from the root's last [Fork] on (its closing's first two tokens) x4;
+  # a closing of one token: that token and the EOS; everything else x1.
+  tree = ([(t, 1.0) for t in (20, 21, FORK, 22, FORK)] + [(23, 4.0), (24, 4.0), (25, 1.0),
+                                                           (EOS, 1.0)]
+          + [(t, 1.0) for t in (30, 31, EOS, 32, 33, 34, EOS)])
+  shut_tree = [(20, 1.0), (FORK, 1.0), (22, 4.0), (EOS, 4.0), (30, 1.0), (EOS, 1.0)]
+  assert got == tree + [(t, 1.0) for t in (40, FORK, 42, EOS)] + shut_tree
+  np.testing.assert_array_equal(heavy.weights[0][~on], 0.0)  # padding stays 0
+  with pytest.raises(ValueError, match='>= 0'):
+    weight_list_ends(rows, FORK, -1.0)

@@ -91,12 +91,15 @@ def test_bad_settings_are_refused(tmp_path, tokenizer):
   with pytest.raises(ValueError, match="candidates='titles': choose one of all, words"):
     train(tiny_train_config(str(tmp_path / 'v'), data, unlikelihood_candidates='titles'),
           tokenizer=tokenizer, progress=False)
+  with pytest.raises(ValueError, match='list_end_weight must be >= 0, got -1'):
+    train(tiny_train_config(str(tmp_path / 'u'), data, list_end_weight=-1.0), tokenizer=tokenizer,
+          progress=False)
   with pytest.raises(FileNotFoundError, match='does not exist'):
     train(tiny_train_config(str(tmp_path / 'z'), str(tmp_path / 'missing.jsonl')),
           tokenizer=tokenizer, progress=False)
 
 
-def test_root_weights_and_unlikelihood_reach_the_first_step_loss(tmp_path, tokenizer):
+def test_root_and_list_end_weights_and_unlikelihood_reach_the_first_step_loss(tmp_path, tokenizer):
   """Same parameters at step 0: weighting the roots changes the mean, unlikelihood adds to it
   (a little: near-uniform tiny-model probabilities make -log(1 - p) small)."""
   data = write_sharegpt(str(tmp_path / 'data.jsonl'))
@@ -112,3 +115,5 @@ def test_root_weights_and_unlikelihood_reach_the_first_step_loss(tmp_path, token
   assert plain['loss'] < words['loss'] < heavy['loss']  # fewer candidates, a smaller term
   rooted = first_loss('rooted', root_loss_weight=3.0)
   assert rooted['targets'] > plain['targets'] and rooted['loss'] != plain['loss']
+  ended = first_loss('ended', list_end_weight=5.0)  # 2 targets per tree, 4 more times each
+  assert plain['targets'] < ended['targets'] < rooted['targets'] and ended['loss'] != plain['loss']
