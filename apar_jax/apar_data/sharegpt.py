@@ -32,7 +32,9 @@ def _parse_json_or_jsonl(path: str) -> list[Any]:
     text = f.read()
   if path.endswith('.jsonl'):
     records = []
-    for n, line in enumerate(text.splitlines(), 1):
+    # JSONL lines end at '\n' only: str.splitlines() also cuts at U+2028, U+0085 and other
+    # separators that json.dumps(..., ensure_ascii=False) leaves raw inside a string.
+    for n, line in enumerate(text.split('\n'), 1):
       if line.strip():
         try:
           records.append(json.loads(line))

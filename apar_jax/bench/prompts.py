@@ -61,7 +61,7 @@ def load_prompts(path: Optional[str] = None, limit: Optional[int] = None) -> lis
   if not os.path.exists(path):
     raise FileNotFoundError(f'prompts file {path!r} does not exist')
   with open(path, encoding='utf-8') as f:
-    lines = f.read().splitlines()
+    lines = f.read().split('\n')  # not splitlines(): a JSON string may hold a raw U+2028
   if path.endswith('.jsonl'):
     prompts = [_parse_jsonl_line(line, f'{path}:{n}') for n, line in enumerate(lines, 1)
                if line.strip()]

@@ -28,6 +28,17 @@ def test_json_and_jsonl_give_the_same_exchanges(tmp_path):
   assert [m['role'] for m in items[1].messages] == ['system', 'user', 'assistant', 'user']
 
 
+def test_jsonl_lines_end_at_newline_only(tmp_path):
+  """Answers may hold separators that str.splitlines() would cut at (the distiller writes them raw)."""
+  answers = ['one\u2028two', 'three\x85four', 'five\x1csix\rseven']
+  path = tmp_path / 'd.jsonl'
+  with open(path, 'w', encoding='utf-8') as f:
+    for k, a in enumerate(answers):
+      f.write(json.dumps(sharegpt_record(str(k), 'Q', a, kind='plain', finished=True),
+                         ensure_ascii=False) + '\n')
+  assert [e.answer for e in exchanges(read_conversations(str(path)))] == answers
+
+
 def test_bad_files_are_explained(tmp_path):
   with pytest.raises(FileNotFoundError):
     read_conversations(str(tmp_path / 'missing.json'))

@@ -24,6 +24,8 @@ def test_prompt_files(tmp_path):
   (tmp_path / 'a.txt').write_text('one\n\ntwo\n')
   assert [(p.prompt, p.kind) for p in load_prompts(str(tmp_path / 'a.txt'))] == [
       ('one', 'unlabelled'), ('two', 'unlabelled')]
+  (tmp_path / 'u.jsonl').write_text('{"prompt": "a\u2028b"}\n{"prompt": "c"}\n', encoding='utf-8')
+  assert [p.prompt for p in load_prompts(str(tmp_path / 'u.jsonl'))] == ['a\u2028b', 'c']
   (tmp_path / 'b.jsonl').write_text('{"prompt": "x", "kind": "poem"}\n')
   with pytest.raises(ValueError, match='kind'):
     load_prompts(str(tmp_path / 'b.jsonl'))
