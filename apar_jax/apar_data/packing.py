@@ -66,15 +66,15 @@ def weight_tree_roots(rows: PackedRows, weight: float) -> PackedRows:
   return dataclasses.replace(rows, weights=(rows.weights * scale).astype(np.float32))
 
 
-LIST_END_SPAN = 2  # targets from the last [Fork]: the closing's newline and first word, or EOS
+LIST_END_SPAN = 2  # targets from the last [Fork] on: the closing's first two tokens, or its EOS
 
 
 def list_end_targets(tokens: np.ndarray, branch_ids: np.ndarray, branch_parent: np.ndarray,
                      fork_id: int, span: int = LIST_END_SPAN) -> np.ndarray:
   """tokens/branch_ids [N, T], branch_parent [N, NB] -> [N, T] bool: the first `span` positions
   from the last `[Fork]` on of each branch with children, within the branch. Their targets open the
-  list's closing part ("Remember ..." or the EOS) where each earlier `[Fork]` is followed by the
-  next item ("3. ..."): where a root decides that its list has ended."""
+  list's closing part ("\n", "\n" before "Remember ...", or the EOS) where each earlier `[Fork]`
+  is followed by the next item ("\n\n", "3", ...): where a root decides that its list ends."""
   n, t = tokens.shape
   row, col = np.nonzero((tokens == fork_id) & tree_root_tokens(branch_ids, branch_parent))  # [F]
   last = np.full((n, int(branch_ids.max(initial=0)) + 1), -1)  # [N, B]: last [Fork] per branch
