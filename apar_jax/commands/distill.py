@@ -240,6 +240,7 @@ def _answer(config, dc, queue, out_path: str, main: bool) -> None:
             p.id, p.text, item.text, kind=p.kind, finished=item.finished,
             num_tokens=len(item.answer_ids), attempt=job.attempt, seed=job.seed, kept=verdict.kept,
             drop_reason=verdict.reason, tree_kind=verdict.tree_kind, split=p.split,
+            temperature=float(dc.temperature), top_p=float(dc.top_p), top_k=int(dc.top_k),
             repetition_penalty=float(dc.repetition_penalty),
             no_repeat_ngram=int(dc.no_repeat_ngram),
             penalize_symbols=bool(dc.get('penalize_symbols', True)),

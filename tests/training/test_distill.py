@@ -50,6 +50,9 @@ def test_distill_writes_every_attempt_and_resumes_without_loss_or_duplicates(tmp
   assert report['dropped'] == {'budget': 10}
   assert all((r['repetition_penalty'], r['no_repeat_ngram'], r['penalize_symbols'])
              == (*penalties, not spare) for r in records)
+  dc = config.distill
+  assert all((r['temperature'], r['top_p'], r['top_k']) == (dc.temperature, dc.top_p, dc.top_k)
+             for r in records)
   label = f'repetition_penalty={penalties[0]:g} no_repeat_ngram={penalties[1]}'
   assert report['by_sampling'] == {label + (' symbols_spared' if spare else ''): {'dropped': 10}}
 
