@@ -25,6 +25,7 @@ from apar_jax.apar_data.examples import Example, tokenize_exchange
 from apar_jax.apar_data.format_demos import demo_turns
 from apar_jax.apar_data.layouts import TokenCounts, branch_layout, token_counts
 from apar_jax.apar_data.packing import PackedRows, pack_rows
+from apar_jax.apar_data.record_where import list_answers_where as answers_where, parse_where
 from apar_jax.apar_data.sharegpt import Exchange, exchanges, read_conversations
 from apar_jax.apar_data.structure import extract_tree
 from apar_jax.tokenization import Tokenizer, encode_chat
@@ -48,12 +49,14 @@ class DataStats:
   fill: float  # fraction of row slots holding tokens
   salvaged: int = 0  # budget-cut distilled answers brought back (`salvage_budget_cuts`)
   undemonstrated: int = 0  # list answers left out as distilled without a demo (`list_demo_only`)
+  unmatched: str = ''  # `list_answers_where` given: "<n> list answers not distilled with <it>"
 
   def summary(self) -> str:
     salvaged = f' ({self.salvaged} salvaged from budget cuts)' if self.salvaged else ''
     undemonstrated = (f'left out {self.undemonstrated} list answers distilled without the format '
                       'demonstration; ' if self.undemonstrated else '')
-    return (f'{undemonstrated}{self.exchanges} answers{salvaged}: {self.trees} trees, '
+    unmatched = f'left out {self.unmatched}; ' if self.unmatched else ''
+    return (f'{undemonstrated}{unmatched}{self.exchanges} answers{salvaged}: {self.trees} trees, '
             f'{self.plain} plain (no tree: {dict(self.reasons)}); used {self.used_trees} trees + '
             f'{self.used_plain} plain; '
             f'tree tokens {self.counts.packed} packed vs {self.counts.branch_layout} one-row-per-'
@@ -123,7 +126,8 @@ def build_rows(path: str, tokenizer: Tokenizer, *, chat_template: str, system_pr
                excluded_trees: str = 'plain',
                salvage_budget_cuts: bool = False,
                list_demo_only: bool = False,
-               list_demo_name: str = '') -> tuple[PackedRows, DataStats]:
+               list_demo_name: str = '',
+               list_answers_where: str = '') -> tuple[PackedRows, DataStats]:
   """Reads `path` and returns the packed training rows and what went into them."""
   if layout not in LAYOUTS:
     raise ValueError(f'layout must be one of {LAYOUTS}, got {layout!r}')
@@ -135,10 +139,15 @@ def build_rows(path: str, tokenizer: Tokenizer, *, chat_template: str, system_pr
     raise ValueError(f'list_demo_name={list_demo_name!r} needs list_demo_only: set '
                      '--config.train.list_demo_only=True')
   demo_turns(list_demo_name)  # an unknown name: ValueError naming the demonstrations there are
+  where = parse_where(list_answers_where)
   records = read_conversations(path)
   undemonstrated = 0
   if list_demo_only:
     records, undemonstrated = demonstrated_list_answers(records, list_demo_name)
+  unmatched = ''
+  if where:
+    records, left_out = answers_where(records, where)
+    unmatched = f'{left_out} list answers not distilled with {list_answers_where}'
   salvaged = 0
   if salvage_budget_cuts:
     records, salvaged = salvage(records)
@@ -146,9 +155,14 @@ def build_rows(path: str, tokenizer: Tokenizer, *, chat_template: str, system_pr
   if max_exchanges:
     items = items[:max_exchanges]
   if not items:
-    hint = (' once the list answers distilled without a format demonstration are left out: distil '
-            'with distill.list_demo or set --config.train.list_demo_only=False'
-            if undemonstrated else '')
+    hints = []
+    if undemonstrated:
+      hints.append('the list answers distilled without a format demonstration are left out: distil '
+                   'with distill.list_demo or set --config.train.list_demo_only=False')
+    if unmatched:
+      hints.append(f'{unmatched} are left out: check the fields of its records or set '
+                   "--config.train.list_answers_where=''")
+    hint = ' once ' + '; and '.join(hints) if hints else ''
     raise ValueError(f'{path} holds no (human, gpt) exchanges to train on{hint}')
   trees, plain, reasons = build_examples(items, tokenizer, chat_template, system_prompt,
                                          tree_kinds, excluded_trees)
@@ -164,7 +178,7 @@ def build_rows(path: str, tokenizer: Tokenizer, *, chat_template: str, system_pr
   fill = float((rows.branch_ids >= 0).mean())
   stats = DataStats(len(items), len(trees), len(plain), len(used_trees), len(used_plain),
                     dict(reasons), token_counts(used_trees), rows.num_rows, rows.dropped, fill,
-                    salvaged, undemonstrated)
+                    salvaged, undemonstrated, unmatched)
   return rows, stats
 
 

@@ -21,6 +21,7 @@ def train_defaults() -> ml_collections.ConfigDict:
                                     # pass the filters (needs unfinished='trim'; budget_salvage.py)
       list_demo_only=False,         # leave out list answers distilled without distill.list_demo
       list_demo_name='',            # with list_demo_only: only this demonstration's ('' = any)
+      list_answers_where='',        # list answers distilled so only, e.g. 'temperature=0'
       seq_len=512,                  # tokens per packed row
       max_branches=32,              # branches per packed row (trees and plain examples count)
       max_depth=2,                  # branch levels, root included (APAR data: 2)

@@ -1,0 +1,48 @@
+"""Only the list answers distilled with given settings (`train.list_answers_where`).
+
+    where = parse_where('temperature=0,repetition_penalty=1')   # {'temperature': '0', ...}
+    records, left_out = list_answers_where(records, where)
+
+A distilled record keeps the settings its answer was drawn with (`temperature`, `top_p`, `top_k`,
+`repetition_penalty`, `no_repeat_ngram`, `penalize_symbols`, `list_demo`). List-request records
+that lack a field or hold another value are left out, kept or not (before the budget salvage, as
+with `train.list_demo_only`); records of other kinds and of other files (no `kind`) pass through.
+Numbers compare as numbers ('1' matches 1.0), booleans as 'true' / 'false'.
+"""
+
+from typing import Any, Sequence
+
+
+def parse_where(text: str) -> dict[str, str]:
+  """'field=value,field=value' -> {field: value}; '' -> {} (no condition)."""
+  where: dict[str, str] = {}
+  for pair in (p.strip() for p in text.split(',') if p.strip()):
+    field, sep, value = pair.partition('=')
+    if not sep or not field.strip() or not value.strip():
+      raise ValueError(f'train.list_answers_where: {pair!r} is not field=value (e.g. '
+                       "'temperature=0,repetition_penalty=1')")
+    where[field.strip()] = value.strip()
+  return where
+
+
+def _equal(held: Any, wanted: str) -> bool:
+  if isinstance(held, bool):
+    return wanted.lower() == str(held).lower()
+  if isinstance(held, (int, float)):
+    try:
+      return float(wanted) == float(held)
+    except ValueError:
+      return False
+  return held is not None and str(held) == wanted
+
+
+def _left_out(record: dict[str, Any], where: dict[str, str]) -> bool:
+  return record.get('kind') == 'list' and not all(
+      _equal(record.get(field), wanted) for field, wanted in where.items())
+
+
+def list_answers_where(records: Sequence[dict[str, Any]], where: dict[str, str]
+                       ) -> tuple[list[dict[str, Any]], int]:
+  """(the records without the list answers whose settings differ from `where`; how many went)."""
+  kept = [r for r in records if not _left_out(r, where)]
+  return kept, len(records) - len(kept)
