@@ -114,7 +114,7 @@ def main(argv) -> None:
   del argv
   from apar_jax.bench.answer_nll import answer_nll, answer_nlls
   from apar_jax.bench.apar_eval_plot import plot_eval
-  from apar_jax.bench.apar_eval_report import answer_row, report, summarise
+  from apar_jax.bench.apar_eval_report import answer_row, nll_without_loops, report, summarise
   from apar_jax.bench.eval_requests import heldout_requests, read_prompts_file
   from apar_jax.engine.host.cli_api import generate_records
   from apar_jax.runtime import load_runtime
@@ -171,10 +171,12 @@ def main(argv) -> None:
     plain_prompts = [prompt_ids[i] for i in plain]
     plain_nll = (answer_nll(base_rt.model, base_rt.params, plain_prompts, plain_answers),
                  answer_nll(apar_rt.model, apar_rt.params, plain_prompts, plain_answers))
+  sides = dict(apar=apar_rows, base=base_rows)
+  clean_nll = {side: nll_without_loops([sides[side][i] for i in lists], *nll[side]) for side in nll}
   summary = summarise(apar_rows, base_rows,
                       apar_answer_nll=float(nll['apar'][0].sum() / nll['apar'][1].sum()),
                       base_answer_nll=float(nll['base'][0].sum() / nll['base'][1].sum()),
-                      plain_nll=plain_nll)
+                      plain_nll=plain_nll, clean_nll=clean_nll)
   summary.update(mode=MODE.value, max_new_tokens=budget, requests_from=PROMPTS_FILE.value or
                  'held-out split', plain_answers_scored=len(plain), apar_decode_s=t_apar,
                  wall_time_s=time.perf_counter() - t0)

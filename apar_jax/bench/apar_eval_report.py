@@ -93,13 +93,29 @@ def _side(rows: Sequence[AnswerRow]) -> dict[str, Any]:
   return out
 
 
+def nll_without_loops(rows: Sequence[AnswerRow], sums: Sequence[float],
+                      counts: Sequence[float]) -> tuple[Optional[float], int]:
+  """The NLL per token over the answers of `rows` (with their NLL sums and target counts) that
+  neither loop nor hit the budget, and how many there are (None when none)."""
+  keep = [k for k, r in enumerate(rows) if not r.has_loop and not r.hit_budget]
+  total = float(sum(counts[k] for k in keep))
+  return (float(sum(sums[k] for k in keep)) / total if total else None), len(keep)
+
+
 def summarise(apar_rows: Sequence[AnswerRow], base_rows: Sequence[AnswerRow], *,
               apar_answer_nll: float, base_answer_nll: float,
-              plain_nll: Optional[tuple[float, float]]) -> dict[str, Any]:
+              plain_nll: Optional[tuple[float, float]],
+              clean_nll: Optional[dict[str, tuple[Optional[float], int]]] = None
+              ) -> dict[str, Any]:
   """Both sides' totals; `*_answer_nll`: the base model's NLL per token of each side's list answers;
-  `plain_nll`: (base, APAR params) NLL per token of the base model's finished plain answers."""
+  `plain_nll`: (base, APAR params) NLL per token of the base model's finished plain answers;
+  `clean_nll`: per side ('apar', 'base'), `nll_without_loops` of its list answers (context: a loop
+  is cheap to predict, so the target's ratio rewards it)."""
   apar, base = _side(apar_rows), _side(base_rows)
   apar['answer_nll'], base['answer_nll'] = apar_answer_nll, base_answer_nll
+  for side, name in ((apar, 'apar'), (base, 'base')):
+    if clean_nll is not None:
+      side['clean_answer_nll'], side['clean_answers'] = clean_nll[name]
   checks = dict(
       list_fork_rate=apar['list_fork_rate'] >= TARGETS['list_fork_rate'],
       plain_no_fork_rate=(apar['plain_no_fork_rate'] >= TARGETS['plain_no_fork_rate']
@@ -155,6 +171,10 @@ def report(summary: dict[str, Any]) -> str:
        f"({summary['answer_nll_ratio']:.3f}x)", f"{b['answer_nll']:.4f}",
        f"<= {t['answer_nll_ratio']:.2f}x", _verdict(c['answer_nll_ratio'])),
   ]
+  if 'clean_answers' in a:
+    rows.append(("... of the answers without a loop or budget cut (answers)",
+                 *(f"{x['clean_answer_nll']:.4f} ({x['clean_answers']})"
+                   if x['clean_answer_nll'] is not None else '- (0)' for x in (a, b)), '', ''))
   if 'plain_nll' in summary:
     p = summary['plain_nll']
     rows.append(('held-out plain-answer NLL', f"{p['apar']:.4f} ({p['ratio']:.3f}x)",

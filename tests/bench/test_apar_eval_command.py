@@ -38,9 +38,11 @@ def test_eval_reports_both_models_side_by_side_and_caches_both_models_answers(ti
   assert done.returncode == 0, done.stderr[-3000:]
   assert '| measure | APAR model, APAR mode | base model, AR |' in done.stdout
   assert "base model's NLL of the answers" in done.stdout
+  assert '... of the answers without a loop or budget cut (answers)' in done.stdout
   result = json.loads((out / 'apar_eval.json').read_text())
   assert result['summary']['apar']['list_requests'] == 2
   assert result['summary']['apar']['plain_requests'] == 1
+  assert 0 <= result['summary']['apar']['clean_answers'] <= 2  # a tiny random model: loops or not
   assert [a['request']['kind'] for a in result['answers']] == ['list', 'list', 'plain']
   assert all(a['apar_nll'] > 0 and a['base_nll'] > 0 for a in result['answers'][:2])
   assert (out / 'apar_eval.png').stat().st_size > 0

@@ -1,10 +1,12 @@
 """The APAR evaluation's requests file, per-answer signals, side-by-side summary and table."""
 
+import dataclasses
 import json
 
 import pytest
 
-from apar_jax.bench.apar_eval_report import answer_row, hit_budget, report, summarise
+from apar_jax.bench.apar_eval_report import (answer_row, hit_budget, nll_without_loops, report,
+                                             summarise)
 from apar_jax.bench.eval_requests import EvalRequest, read_prompts_file
 
 STOP = 2
@@ -103,3 +105,17 @@ def test_summary_compares_both_models_and_checks_the_targets():
   assert not any(s['checks'][k] for k in ('list_fork_rate', 'steps_per_token', 'duplicate_titles',
                                           'empty_details', 'answer_nll_ratio', 'plain_nll_ratio'))
   assert report(s).count('NOT met') == 6
+
+
+def test_nll_without_loops_leaves_out_loops_and_budget_cuts():
+  rows = _rows([(GOOD, 6, 3), (GOOD, 8, 3), (GOOD, 8, 3)])
+  rows[1] = dataclasses.replace(rows[1], has_loop=True)
+  rows[2] = dataclasses.replace(rows[2], hit_budget=True)
+  assert nll_without_loops(rows, [3.0, 100.0, 100.0], [2.0, 10.0, 10.0]) == (1.5, 1)
+  assert nll_without_loops(rows[1:], [1.0, 1.0], [1.0, 1.0]) == (None, 0)
+  s = summarise(rows, rows, apar_answer_nll=2.0, base_answer_nll=2.0, plain_nll=None,
+                clean_nll=dict(apar=(1.5, 1), base=(None, 0)))
+  row = '| ... of the answers without a loop or budget cut (answers) | 1.5000 (1) | - (0) |  |  |'
+  assert row in report(s)
+  assert 'without a loop' not in report(summarise(rows, rows, apar_answer_nll=2.0,
+                                                  base_answer_nll=2.0, plain_nll=None))
