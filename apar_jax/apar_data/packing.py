@@ -35,13 +35,18 @@ class PackedRows:
             if f.name != 'dropped'}
 
 
+def _weighted(rows: PackedRows, where: np.ndarray, weight: float) -> PackedRows:
+  """`rows` with the loss targets at `where` ([N, T] bool) weighted `weight`, the others kept."""
+  if weight < 0:
+    raise ValueError(f'a target weight must be >= 0, got {weight}')
+  scale = np.where(where, np.float32(weight), np.float32(1.0))  # [N, T]
+  return dataclasses.replace(rows, weights=(rows.weights * scale).astype(np.float32))
+
+
 def weight_targets(rows: PackedRows, token_id: int, weight: float) -> PackedRows:
   """`rows` with every loss target equal to `token_id` weighted `weight` (the others keep 1): the
   mean loss then counts that token `weight` times (e.g. `[Fork]`, the one decision APAR adds)."""
-  if weight < 0:
-    raise ValueError(f'a target weight must be >= 0, got {weight}')
-  scale = np.where(rows.targets == token_id, np.float32(weight), np.float32(1.0))  # [N, T]
-  return dataclasses.replace(rows, weights=(rows.weights * scale).astype(np.float32))
+  return _weighted(rows, rows.targets == token_id, weight)
 
 
 def tree_root_tokens(branch_ids, branch_parent):
@@ -59,11 +64,7 @@ def weight_tree_roots(rows: PackedRows, weight: float) -> PackedRows:
 
   The root decides how many items the list has and when it ends, with a small share of the
   targets."""
-  if weight < 0:
-    raise ValueError(f'a target weight must be >= 0, got {weight}')
-  in_root = tree_root_tokens(rows.branch_ids, rows.branch_parent)  # [N, T]
-  scale = np.where(in_root, np.float32(weight), np.float32(1.0))
-  return dataclasses.replace(rows, weights=(rows.weights * scale).astype(np.float32))
+  return _weighted(rows, tree_root_tokens(rows.branch_ids, rows.branch_parent), weight)
 
 
 LIST_END_SPAN = 2  # targets from the last [Fork] on: the closing's first two tokens, or its EOS
@@ -80,10 +81,9 @@ def list_end_targets(tokens: np.ndarray, branch_ids: np.ndarray, branch_parent: 
   last = np.full((n, int(branch_ids.max(initial=0)) + 1), -1)  # [N, B]: last [Fork] per branch
   np.maximum.at(last, (row, branch_ids[row, col]), col)
   ends = np.zeros((n, t), bool)
-  for r, c in zip(row, col):
-    if last[r, branch_ids[r, c]] == c:
-      stop = min(c + span, t)
-      ends[r, c:stop] = branch_ids[r, c:stop] == branch_ids[r, c]
+  for r, b in zip(*np.nonzero(last >= 0)):  # one per list
+    c = last[r, b]
+    ends[r, c:c + span] = branch_ids[r, c:c + span] == b
   return ends
 
 
@@ -92,12 +92,8 @@ def weight_list_ends(rows: PackedRows, fork_id: int, weight: float) -> PackedRow
 
   A list of n items gives its root one "stop" decision against n - 1 "next item" ones, so greedy
   decoding rarely stops even where every training list ends; weight ~n - 1 evens the two."""
-  if weight < 0:
-    raise ValueError(f'a target weight must be >= 0, got {weight}')
-  ends = list_end_targets(rows.tokens, rows.branch_ids, rows.branch_parent, fork_id)  # [N, T]
-  ends &= rows.weights > 0
-  scale = np.where(ends, np.float32(weight), np.float32(1.0))  # [N, T]
-  return dataclasses.replace(rows, weights=(rows.weights * scale).astype(np.float32))
+  return _weighted(rows, list_end_targets(rows.tokens, rows.branch_ids, rows.branch_parent,
+                                          fork_id), weight)
 
 
 class _Row:
