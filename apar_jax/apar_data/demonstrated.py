@@ -11,17 +11,14 @@ files (no `kind`), pass through unchanged.
 
 from typing import Any, Sequence
 
-
-def _left_out(record: dict[str, Any], name: str) -> bool:
-  if record.get('kind') != 'list':
-    return False
-  demo = record.get('list_demo') or ''
-  return not demo or bool(name) and demo != name
+from apar_jax.apar_data.record_where import without_list_answers
 
 
 def demonstrated_list_answers(records: Sequence[dict[str, Any]], name: str = ''
                               ) -> tuple[list[dict[str, Any]], int]:
   """(the records without the list answers distilled with no demonstration, or another one than
   `name` when it is given; how many were left out)."""
-  kept = [r for r in records if not _left_out(r, name)]
-  return kept, len(records) - len(kept)
+  def unwanted(record: dict[str, Any]) -> bool:
+    demo = record.get('list_demo') or ''
+    return not demo or bool(name) and demo != name
+  return without_list_answers(records, unwanted)

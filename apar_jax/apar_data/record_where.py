@@ -10,7 +10,7 @@ with `train.list_demo_only`); records of other kinds and of other files (no `kin
 Numbers compare as numbers ('1' matches 1.0), booleans as 'true' / 'false'.
 """
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 
 def parse_where(text: str) -> dict[str, str]:
@@ -36,13 +36,17 @@ def _equal(held: Any, wanted: str) -> bool:
   return held is not None and str(held) == wanted
 
 
-def _left_out(record: dict[str, Any], where: dict[str, str]) -> bool:
-  return record.get('kind') == 'list' and not all(
-      _equal(record.get(field), wanted) for field, wanted in where.items())
+def without_list_answers(records: Sequence[dict[str, Any]],
+                         unwanted: Callable[[dict[str, Any]], bool]
+                         ) -> tuple[list[dict[str, Any]], int]:
+  """(the records less the list-request ones `unwanted` holds for; how many went). Records of
+  other kinds, and of other files (no `kind`), stay."""
+  kept = [r for r in records if not (r.get('kind') == 'list' and unwanted(r))]
+  return kept, len(records) - len(kept)
 
 
 def list_answers_where(records: Sequence[dict[str, Any]], where: dict[str, str]
                        ) -> tuple[list[dict[str, Any]], int]:
   """(the records without the list answers whose settings differ from `where`; how many went)."""
-  kept = [r for r in records if not _left_out(r, where)]
-  return kept, len(records) - len(kept)
+  return without_list_answers(records, lambda r: not all(
+      _equal(r.get(field), wanted) for field, wanted in where.items()))

@@ -113,9 +113,9 @@ def summarise(apar_rows: Sequence[AnswerRow], base_rows: Sequence[AnswerRow], *,
   is cheap to predict, so the target's ratio rewards it)."""
   apar, base = _side(apar_rows), _side(base_rows)
   apar['answer_nll'], base['answer_nll'] = apar_answer_nll, base_answer_nll
-  for side, name in ((apar, 'apar'), (base, 'base')):
-    if clean_nll is not None:
-      side['clean_answer_nll'], side['clean_answers'] = clean_nll[name]
+  if clean_nll is not None:
+    apar['clean_answer_nll'], apar['clean_answers'] = clean_nll['apar']
+    base['clean_answer_nll'], base['clean_answers'] = clean_nll['base']
   checks = dict(
       list_fork_rate=apar['list_fork_rate'] >= TARGETS['list_fork_rate'],
       plain_no_fork_rate=(apar['plain_no_fork_rate'] >= TARGETS['plain_no_fork_rate']
