@@ -29,7 +29,7 @@ def test_json_and_jsonl_give_the_same_exchanges(tmp_path):
 
 
 def test_jsonl_lines_end_at_newline_only(tmp_path):
-  """Answers may hold separators that str.splitlines() would cut at (the distiller writes them raw)."""
+  """Answers may hold separators str.splitlines() cuts at (the distiller writes them raw)."""
   answers = ['one\u2028two', 'three\x85four', 'five\x1csix\rseven']
   path = tmp_path / 'd.jsonl'
   with open(path, 'w', encoding='utf-8') as f:
