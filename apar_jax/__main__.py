@@ -42,6 +42,10 @@ def main(argv: list[str]) -> None:
   except (ValueError, FileNotFoundError, WeightsError) as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(2)
+  except KeyboardInterrupt:  # Ctrl-C, or SIGTERM where the command maps it (distill)
+    print(f'{argv[1]}: stopped (interrupted); what it had written is kept, and running the same '
+          'command again resumes where the command supports it', file=sys.stderr)
+    sys.exit(130)
 
 
 def run() -> None:

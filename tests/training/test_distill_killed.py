@@ -32,9 +32,11 @@ def _lines(path):
     return f.read().splitlines()
 
 
-def _stop_mid_run(out: str, sig: int) -> int:
-  """Starts a distillation into `out`, sends `sig` once it wrote 5 answers; its exit code."""
-  child = subprocess.Popen([sys.executable, '-c', CHILD, out], stderr=subprocess.DEVNULL,
+def _stop_mid_run(out: str, sig: int, command: list[str] | None = None,
+                  stderr=subprocess.DEVNULL) -> int:
+  """Starts a distillation into `out` (by `command`, or `distill.run` in a child), sends `sig` once
+  it wrote 5 answers; its exit code."""
+  child = subprocess.Popen(command or [sys.executable, '-c', CHILD, out], stderr=stderr,
                            env=child_env())
   deadline = time.monotonic() + 600
   while time.monotonic() < deadline and child.poll() is None:
@@ -52,6 +54,31 @@ def test_sigterm_stops_with_a_report_that_matches_the_file(tmp_path):
   assert 5 <= written < TOTAL, 'the child was not stopped mid-run'
   with open(distill.report_path(out), encoding='utf-8') as f:
     assert json.load(f)['answers'] == written
+
+
+CLI_CONFIG = f'''
+from conftest import load_config
+from apar_jax.defaults import distill_defaults
+def get_config():
+  config = load_config('tiny')
+  config.distill = distill_defaults()
+  config.distill.update(**{SETTINGS!r})
+  return config
+'''
+
+
+def test_the_command_stopped_by_sigterm_says_so_in_one_line(tmp_path):
+  out = str(tmp_path / 'out.jsonl')
+  config = tmp_path / 'tiny_distill.py'
+  config.write_text(CLI_CONFIG)
+  errors = tmp_path / 'stderr.txt'
+  with open(errors, 'w', encoding='utf-8') as stderr:
+    code = _stop_mid_run(out, signal.SIGTERM, [sys.executable, '-m', 'apar_jax', 'distill',
+                                               f'--config={config}',
+                                               f'--config.distill.output={out}'], stderr)
+  text = errors.read_text()
+  assert code == 130, text[-2000:]
+  assert 'distill: stopped (interrupted)' in text and 'Traceback' not in text, text[-2000:]
 
 
 def test_killed_distillation_resumes_without_gaps_or_duplicates(tmp_path, load_config):
