@@ -7,7 +7,8 @@ without forking) or nothing (`'drop'`). `plain_fraction` fixes the share of plai
 side in excess is subsampled (deterministically). `salvage_budget_cuts` brings back distilled
 answers dropped only for the token budget, cut to their complete blocks (`budget_salvage.py`);
 `list_demo_only` first leaves out the list answers distilled without a format demonstration
-(`demonstrated.py`). The batch of a step is a pure function of (seed, step), so a resumed run sees
+(`demonstrated.py`); `list_answers_counted` last leaves out those that do not announce the number of
+items they write (`announced_count.py`). The batch of a step is a pure function of (seed, step), so a resumed run sees
 exactly the batches an uninterrupted one would.
 """
 
@@ -18,6 +19,7 @@ from typing import Optional, Sequence, get_args
 
 import numpy as np
 
+from apar_jax.apar_data.announced_count import counted_list_answers
 from apar_jax.apar_data.answer_tree import Kind
 from apar_jax.apar_data.budget_salvage import salvage_budget_cuts as salvage
 from apar_jax.apar_data.demonstrated import demonstrated_list_answers
@@ -50,13 +52,16 @@ class DataStats:
   salvaged: int = 0  # budget-cut distilled answers brought back (`salvage_budget_cuts`)
   undemonstrated: int = 0  # list answers left out as distilled without a demo (`list_demo_only`)
   unmatched: str = ''  # `list_answers_where` given: "<n> list answers not distilled with <it>"
+  uncounted: int = 0  # list answers left out as not keeping an announced count (`list_answers_counted`)
 
   def summary(self) -> str:
     salvaged = f' ({self.salvaged} salvaged from budget cuts)' if self.salvaged else ''
     undemonstrated = (f'left out {self.undemonstrated} list answers distilled without the format '
                       'demonstration; ' if self.undemonstrated else '')
     unmatched = f'left out {self.unmatched}; ' if self.unmatched else ''
-    return (f'{undemonstrated}{unmatched}{self.exchanges} answers{salvaged}: {self.trees} trees, '
+    uncounted = (f'left out {self.uncounted} list answers that do not write the number of items '
+                 'they announce; ' if self.uncounted else '')
+    return (f'{undemonstrated}{unmatched}{uncounted}{self.exchanges} answers{salvaged}: {self.trees} trees, '
             f'{self.plain} plain (no tree: {dict(self.reasons)}); used {self.used_trees} trees + '
             f'{self.used_plain} plain; '
             f'tree tokens {self.counts.packed} packed vs {self.counts.branch_layout} one-row-per-'
@@ -127,7 +132,8 @@ def build_rows(path: str, tokenizer: Tokenizer, *, chat_template: str, system_pr
                salvage_budget_cuts: bool = False,
                list_demo_only: bool = False,
                list_demo_name: str = '',
-               list_answers_where: str = '') -> tuple[PackedRows, DataStats]:
+               list_answers_where: str = '',
+               list_answers_counted: bool = False) -> tuple[PackedRows, DataStats]:
   """Reads `path` and returns the packed training rows and what went into them."""
   if layout not in LAYOUTS:
     raise ValueError(f'layout must be one of {LAYOUTS}, got {layout!r}')
@@ -151,6 +157,9 @@ def build_rows(path: str, tokenizer: Tokenizer, *, chat_template: str, system_pr
   salvaged = 0
   if salvage_budget_cuts:
     records, salvaged = salvage(records)
+  uncounted = 0
+  if list_answers_counted:
+    records, uncounted = counted_list_answers(records)
   items = list(exchanges(records, unfinished))
   if max_exchanges:
     items = items[:max_exchanges]
@@ -162,6 +171,9 @@ def build_rows(path: str, tokenizer: Tokenizer, *, chat_template: str, system_pr
     if unmatched:
       hints.append(f'{unmatched} are left out: check the fields of its records or set '
                    "--config.train.list_answers_where=''")
+    if uncounted:
+      hints.append(f'{uncounted} list answers that do not write the number of items they announce '
+                   'are left out: set --config.train.list_answers_counted=False')
     hint = ' once ' + '; and '.join(hints) if hints else ''
     raise ValueError(f'{path} holds no (human, gpt) exchanges to train on{hint}')
   trees, plain, reasons = build_examples(items, tokenizer, chat_template, system_prompt,
@@ -178,7 +190,7 @@ def build_rows(path: str, tokenizer: Tokenizer, *, chat_template: str, system_pr
   fill = float((rows.branch_ids >= 0).mean())
   stats = DataStats(len(items), len(trees), len(plain), len(used_trees), len(used_plain),
                     dict(reasons), token_counts(used_trees), rows.num_rows, rows.dropped, fill,
-                    salvaged, undemonstrated, unmatched)
+                    salvaged, undemonstrated, unmatched, uncounted)
   return rows, stats
 
 

@@ -22,6 +22,7 @@ def train_defaults() -> ml_collections.ConfigDict:
       list_demo_only=False,         # leave out list answers distilled without distill.list_demo
       list_demo_name='',            # with list_demo_only: only this demonstration's ('' = any)
       list_answers_where='',        # list answers distilled so only, e.g. 'temperature=0'
+      list_answers_counted=False,   # list answers that write the number of items they announce only
       seq_len=512,                  # tokens per packed row
       max_branches=32,              # branches per packed row (trees and plain examples count)
       max_depth=2,                  # branch levels, root included (APAR data: 2)
