@@ -28,41 +28,47 @@ def get_config():
   config.engine = engine_config(max_new_tokens=384, max_requests=16)
 
   config.distill = distill_defaults()
-  # Sampling (not greedy): greedy SmolLM2 loops on long lists until the budget far more often.
-  # Every answer is filtered (apar_data/distill_filter.py); a dropped one is drawn again, up to 3
-  # times. The distilled file ships in data/distill/ so training can start from a fresh clone.
+  # Greedy, without the repetition penalty, each list request after the counted format
+  # demonstration (docs/apar_training.md section 3, "Sampling for fluency"): the base model's NLL of
+  # such answers is 0.90 per token against 1.67 for answers sampled at T 0.7 with penalty 1.15, and
+  # the fine-tune writes like what it was shown. Every answer is filtered
+  # (apar_data/distill_filter.py). Greedy draws one answer per request (another attempt would
+  # repeat it). The distilled file ships in data/distill/ so training can start from a fresh clone;
+  # it also holds earlier sampled sittings: `train` below takes their plain answers, not their
+  # lists.
   config.distill.update(
       num_prompts=5000,
       split='train',
       output=os.path.join(REPO, 'data', 'distill', 'smollm2_sharegpt.jsonl'),
       batch_size=16,
       max_new_tokens=384,
-      temperature=0.7,
-      top_p=0.9,
-      # Against loops, the main drop (docs/apar_training.md, 64-request A/B): kept 28% -> 39% of
-      # answers, list trees 1 -> 6. Answers before 2026-12-06 were drawn without (1.0, 0). The
-      # penalty spares tokens without a letter (a list's digits, `**`, `:`): trees 13 -> 18 of 64.
-      repetition_penalty=1.15,
+      temperature=0.0,
+      repetition_penalty=1.0,
       no_repeat_ngram=6,
       penalize_symbols=False,
-      max_attempts=3,
-      # Requests after 2026-12-07: list and plain only (the recipe trains list trees against plain
-      # answers; paragraph trees are left out), and a list request is answered after one format
-      # demonstration (apar_data/format_demos.py): 10 list trees of 32 first attempts against 1
-      # without, same seeds (docs/apar_training.md, section 3).
+      max_attempts=1,
+      # list and plain requests only (the recipe trains list trees against plain answers); a list
+      # request is answered after a demonstration that announces its count ("Here are 4 ways ...:")
       kind_shares='list=0.6,plain=0.4',
-      list_demo='bold_titles',
+      list_demo='counted_titles',
   )
 
   config.train = train_defaults()
+  # Trial r13 (docs/apar_training.md section 5, "Recipe trials"): the greedy list trees distilled
+  # after the counted demonstration, against as many plain answers (2026-12-07: 390 + 390).
   config.train.update(
       data_path=config.distill.get_ref('output'),
       distill_first=True,            # `train` runs (or resumes) the distillation first
       unfinished='trim',             # answers cut at 384 tokens keep their complete blocks
+      salvage_budget_cuts=True,      # ... and come back if those blocks pass the filters
       layout='packed',
-      # plain answers' share of the examples (the side in excess is subsampled): the bundled v2 took
-      # every tree (90) and 48 plain; trial r1 (docs/apar_training.md) 388 of 406 trees + 209 plain
-      plain_fraction=0.35,
+      tree_kinds=('list',),          # fork lists only (paragraph trees made plain requests fork)
+      excluded_trees='drop',         # ... and leave paragraph trees out (not trained unforked)
+      list_demo_only=True,           # list answers distilled after the counted demonstration only
+      list_demo_name='counted_titles',
+      list_answers_where='temperature=0,repetition_penalty=1',  # ... greedily, without the penalty
+      plain_fraction=0.5,            # as many plain answers as trees (the larger side subsampled)
+      list_end_weight=4.0,           # the root's stop after its last [Fork] counts 4x
       seq_len=512,
       max_branches=32,
       method='lora',
@@ -70,7 +76,7 @@ def get_config():
       token_rows_lr_scale=10.0,      # the new [Fork]/[Child] rows at 4e-3: at 4e-4 the first fork was not learned
       end_lr_fraction=0.1,
       warmup_steps=10,
-      total_steps=120,
+      total_steps=200,
       batch_size=2,                  # 2 rows x 512 tokens per step
       grad_accum=1,
       weight_decay=0.0,

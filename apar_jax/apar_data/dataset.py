@@ -7,9 +7,9 @@ without forking) or nothing (`'drop'`). `plain_fraction` fixes the share of plai
 side in excess is subsampled (deterministically). `salvage_budget_cuts` brings back distilled
 answers dropped only for the token budget, cut to their complete blocks (`budget_salvage.py`);
 `list_demo_only` first leaves out the list answers distilled without a format demonstration
-(`demonstrated.py`); `list_answers_counted` last leaves out those that do not announce the number of
-items they write (`announced_count.py`). The batch of a step is a pure function of (seed, step), so a resumed run sees
-exactly the batches an uninterrupted one would.
+(`demonstrated.py`); `list_answers_counted` last leaves out those that do not announce the number
+of items they write (`announced_count.py`). The batch of a step is a pure function of (seed, step),
+so a resumed run sees exactly the batches an uninterrupted one would.
 """
 
 import collections
@@ -52,7 +52,7 @@ class DataStats:
   salvaged: int = 0  # budget-cut distilled answers brought back (`salvage_budget_cuts`)
   undemonstrated: int = 0  # list answers left out as distilled without a demo (`list_demo_only`)
   unmatched: str = ''  # `list_answers_where` given: "<n> list answers not distilled with <it>"
-  uncounted: int = 0  # list answers left out as not keeping an announced count (`list_answers_counted`)
+  uncounted: int = 0  # list answers left out for not keeping an announced count
 
   def summary(self) -> str:
     salvaged = f' ({self.salvaged} salvaged from budget cuts)' if self.salvaged else ''
@@ -61,7 +61,8 @@ class DataStats:
     unmatched = f'left out {self.unmatched}; ' if self.unmatched else ''
     uncounted = (f'left out {self.uncounted} list answers that do not write the number of items '
                  'they announce; ' if self.uncounted else '')
-    return (f'{undemonstrated}{unmatched}{uncounted}{self.exchanges} answers{salvaged}: {self.trees} trees, '
+    return (f'{undemonstrated}{unmatched}{uncounted}{self.exchanges} answers{salvaged}: '
+            f'{self.trees} trees, '
             f'{self.plain} plain (no tree: {dict(self.reasons)}); used {self.used_trees} trees + '
             f'{self.used_plain} plain; '
             f'tree tokens {self.counts.packed} packed vs {self.counts.branch_layout} one-row-per-'

@@ -1,4 +1,4 @@
-"""`train.list_answers_counted`: list answers that do not write the count they announce are left out."""
+"""`train.list_answers_counted`: list answers not writing the count they announce are left out."""
 
 import json
 
