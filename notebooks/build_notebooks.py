@@ -129,7 +129,7 @@ QUICKSTART = [
     code('''\
         # Parameters: small enough for a CPU runtime.
         QUESTION = 'List five tips for staying focused while studying at home.'
-        MAX_NEW_TOKENS = 48       # per branch (an APAR answer can hold several times this)
+        MAX_NEW_TOKENS = 96       # per branch (an APAR answer can hold several times this)
         APAR_CONFIG = 'configs/apar_smollm2_135m.py'  # SmolLM2 + the APAR LoRA adapter
         BASE_CONFIG = 'configs/smollm2_135m.py'       # AR and speculative modes (APAR's fallback)
         SPEC_MODE = 'medusa'      # 'medusa', 'hidden_transfer' (trained drafters) or 'lookup'
