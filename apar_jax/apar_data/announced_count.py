@@ -19,6 +19,7 @@ from typing import Any, Optional, Sequence
 
 from apar_jax.apar_data.answer_quality import list_items
 from apar_jax.apar_data.record_where import without_list_answers
+from apar_jax.apar_data.sharegpt import last_answer
 
 _NUMBER_WORDS = ('zero one two three four five six seven eight nine ten eleven twelve thirteen '
                  'fourteen fifteen sixteen seventeen eighteen nineteen twenty').split()
@@ -44,13 +45,8 @@ def keeps_its_count(answer: str) -> bool:
   return count is not None and count == len(list_items(answer))
 
 
-def _answer(record: dict[str, Any]) -> str:
-  turns = [t['value'] for t in record.get('conversations', ()) if t.get('from') == 'gpt']
-  return turns[-1] if turns else ''
-
-
 def counted_list_answers(records: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
   """(the records without the list answers that do not keep an announced count, or were cut by
   the token budget; how many were left out)."""
   return without_list_answers(records, lambda r: r.get('finished') is False
-                              or not keeps_its_count(_answer(r)))
+                              or not keeps_its_count(last_answer(r)))

@@ -14,13 +14,7 @@ passes every other filter (`distill_filter.judge` as if it had finished) comes b
 from typing import Any, Optional, Sequence
 
 from apar_jax.apar_data.distill_filter import REQUEST_KINDS, judge
-from apar_jax.apar_data.sharegpt import trim_to_last_block
-
-
-def _answer(record: dict[str, Any]) -> str:
-  """The record's last assistant turn ('' if none)."""
-  turns = [t['value'] for t in record['conversations'] if t['from'] == 'gpt']
-  return turns[-1] if turns else ''
+from apar_jax.apar_data.sharegpt import last_answer, trim_to_last_block
 
 
 def _salvage(record: dict[str, Any]) -> Optional[dict[str, Any]]:
@@ -29,7 +23,7 @@ def _salvage(record: dict[str, Any]) -> Optional[dict[str, Any]]:
     return None
   if record.get('kind') not in REQUEST_KINDS:
     return None
-  trimmed = trim_to_last_block(_answer(record))
+  trimmed = trim_to_last_block(last_answer(record))
   if not trimmed:
     return None
   verdict = judge(trimmed, finished=True, kind=record['kind'])

@@ -71,6 +71,12 @@ UNFINISHED = ('drop', 'trim')
 MIN_TRIMMED_CHARS = 200
 
 
+def last_answer(record: dict[str, Any]) -> str:
+  """The record's last assistant ('gpt') turn ('' if none)."""
+  turns = [t['value'] for t in record.get('conversations', ()) if t.get('from') == 'gpt']
+  return turns[-1] if turns else ''
+
+
 def trim_to_last_block(answer: str) -> str:
   """The answer up to its last blank line ('' when that leaves under MIN_TRIMMED_CHARS)."""
   cut = answer.rstrip().rfind('\n\n')
