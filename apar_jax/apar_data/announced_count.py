@@ -24,13 +24,12 @@ from apar_jax.apar_data.sharegpt import last_answer
 _NUMBER_WORDS = ('zero one two three four five six seven eight nine ten eleven twelve thirteen '
                  'fourteen fifteen sixteen seventeen eighteen nineteen twenty').split()
 _NUMBER = re.compile(r'\b(\d{1,3}|' + '|'.join(_NUMBER_WORDS) + r')\b', re.I)
-_LIST_LINE = re.compile(r'^[ \t]*(?:\d{1,3}[.)]|[-*•])(?=\s|$)')
 
 
 def announced_count(answer: str) -> Optional[int]:
   """The number of items the answer's first line announces; None if it announces none."""
   lead = answer.lstrip().split('\n', 1)[0]
-  if _LIST_LINE.match(lead):
+  if list_items(lead):  # the answer opens with its list
     return None
   found = _NUMBER.search(lead)
   if found is None:
