@@ -1,25 +1,29 @@
-"""Only the list answers distilled with given settings (`train.list_answers_where`).
+"""Only the answers distilled with given settings (`train.list_answers_where`: list answers;
+`drafter.data_where`: every record).
 
     where = parse_where('temperature=0,repetition_penalty=1')   # {'temperature': '0', ...}
     records, left_out = list_answers_where(records, where)
+    records, left_out = records_where(records, parse_where('temperature=0,kind=plain'))
 
 A distilled record keeps the settings its answer was drawn with (`temperature`, `top_p`, `top_k`,
 `repetition_penalty`, `no_repeat_ngram`, `penalize_symbols`, `list_demo`). List-request records
 that lack a field or hold another value are left out, kept or not (before the budget salvage, as
 with `train.list_demo_only`); records of other kinds and of other files (no `kind`) pass through.
+`records_where` applies the condition to every record (any field, `kind` too).
 Numbers compare as numbers ('1' matches 1.0), booleans as 'true' / 'false'.
 """
 
 from typing import Any, Callable, Sequence
 
 
-def parse_where(text: str) -> dict[str, str]:
-  """'field=value,field=value' -> {field: value}; '' -> {} (no condition)."""
+def parse_where(text: str, option: str = 'train.list_answers_where') -> dict[str, str]:
+  """'field=value,field=value' -> {field: value}; '' -> {} (no condition). `option` names the
+  setting in the error."""
   where: dict[str, str] = {}
   for pair in (p.strip() for p in text.split(',') if p.strip()):
     field, sep, value = pair.partition('=')
     if not sep or not field.strip() or not value.strip():
-      raise ValueError(f'train.list_answers_where: {pair!r} is not field=value (e.g. '
+      raise ValueError(f'{option}: {pair!r} is not field=value (e.g. '
                        "'temperature=0,repetition_penalty=1')")
     where[field.strip()] = value.strip()
   return where
@@ -45,8 +49,19 @@ def without_list_answers(records: Sequence[dict[str, Any]],
   return kept, len(records) - len(kept)
 
 
+def matches(record: dict[str, Any], where: dict[str, str]) -> bool:
+  """Whether the record holds every field of `where` with that value."""
+  return all(_equal(record.get(field), wanted) for field, wanted in where.items())
+
+
+def records_where(records: Sequence[dict[str, Any]], where: dict[str, str]
+                  ) -> tuple[list[dict[str, Any]], int]:
+  """(the records that match `where`, of every kind; how many went)."""
+  kept = [r for r in records if matches(r, where)]
+  return kept, len(records) - len(kept)
+
+
 def list_answers_where(records: Sequence[dict[str, Any]], where: dict[str, str]
                        ) -> tuple[list[dict[str, Any]], int]:
   """(the records without the list answers whose settings differ from `where`; how many went)."""
-  return without_list_answers(records, lambda r: not all(
-      _equal(r.get(field), wanted) for field, wanted in where.items()))
+  return without_list_answers(records, lambda r: not matches(r, where))

@@ -67,7 +67,8 @@ def run(config: ml_collections.ConfigDict) -> None:
   from apar_jax.runtime import load_runtime
   runtime = load_runtime(config)
   _distil_if_missing(runtime, dcfg)
-  examples = read_examples(dcfg.data_path, runtime.tokenizer, config.tokenizer.chat_template)
+  examples = read_examples(dcfg.data_path, runtime.tokenizer, config.tokenizer.chat_template,
+                           where=str(dcfg.get('data_where', '')))
   n_eval = max(1, int(round(len(examples) * dcfg.eval_fraction)))
   if len(examples) - n_eval < 1:
     raise ValueError(f'{dcfg.data_path} has {len(examples)} examples: too few to hold out '
@@ -89,7 +90,8 @@ def run(config: ml_collections.ConfigDict) -> None:
   after = measure_acceptance(runtime.model, runtime.params, dparams, eval_f, s)
   print(f'[train_drafter] trained acceptance:\n{after}', file=sys.stderr)
   info = {'steps': s.steps, 'train_examples': len(examples) - n_eval, 'eval_examples': n_eval,
-          'data_path': dcfg.data_path, 'settings': dataclasses.asdict(s),
+          'data_path': dcfg.data_path,
+          'data_where': str(dcfg.get('data_where', '')), 'settings': dataclasses.asdict(s),
           'acceptance': after.tolist(), 'acceptance_untrained': before.tolist(),
           'final_loss': float(np.mean(log['loss'][-20:])) if log['loss'] else None,
           'seconds': time.perf_counter() - t0}

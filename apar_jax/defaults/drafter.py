@@ -63,6 +63,7 @@ def drafter_train_config(**overrides) -> ml_collections.ConfigDict:
       num_heads=3,              # future tokens drafted (Medusa heads / HT pseudo tokens)
       transfer_layer=20,        # hidden_transfer: layers run before the transfer (0 = embeddings)
       data_path='runs/drafter_data/selfdistill.jsonl',   # ShareGPT JSONL (self-distilled answers)
+      data_where='',            # only records with these settings, e.g. 'temperature=0'
       generate_answers=0,       # > 0: first distil this many answers into data_path if it is missing
       distill_max_new_tokens=192,
       distill_batch=8,

@@ -98,3 +98,28 @@ def test_read_examples_with_ids_or_text(tmp_path):
   assert examples[2][1] == tok.encode('yo')  # a cut one does not
   with pytest.raises(FileNotFoundError, match='generate_answers'):
     read_examples(str(tmp_path / 'missing.jsonl'))
+
+
+def test_read_examples_where_keeps_the_records_with_those_settings(tmp_path, capsys):
+  from apar_jax.training.drafter.data import read_examples
+  path = tmp_path / 'd.jsonl'
+  rows = [('greedy', {'temperature': 0.0, 'kind': 'plain'}),
+          ('sampled', {'temperature': 0.7, 'kind': 'plain'}),
+          ('no_field', {'kind': 'plain'}),
+          ('greedy_list', {'temperature': 0, 'kind': 'list'})]
+  path.write_text(''.join(json.dumps(
+      {'id': name, 'conversations': [{'from': 'human', 'value': 'hi'},
+                                     {'from': 'gpt', 'value': name}], **settings}) + '\n'
+      for name, settings in rows))
+  tok = _CharTokenizer()
+  answers = [a for _, a in read_examples(str(path), tok, 'vicuna_v1.1', where='temperature=0')]
+  assert answers == [tok.encode('greedy') + [2], tok.encode('greedy_list') + [2]]
+  assert '2 records kept, 2 left out' in capsys.readouterr().err
+  answers = [a for _, a in read_examples(str(path), tok, 'vicuna_v1.1',
+                                         where='temperature=0,kind=plain')]
+  assert answers == [tok.encode('greedy') + [2]]
+  assert len(read_examples(str(path), tok, 'vicuna_v1.1')) == 4  # no condition: every record
+  with pytest.raises(ValueError, match='left out by drafter.data_where'):
+    read_examples(str(path), tok, 'vicuna_v1.1', where='temperature=1')
+  with pytest.raises(ValueError, match='drafter.data_where: .* is not field=value'):
+    read_examples(str(path), tok, 'vicuna_v1.1', where='temperature')

@@ -27,33 +27,43 @@ class Rows:
   answer: np.ndarray  # [N, L] bool: answer tokens
 
 
-def read_examples(path: str, tokenizer: Any = None, chat_template: str = 'chatml'
-                  ) -> list[tuple[list[int], list[int]]]:
-  """(prompt ids, answer ids) of each record of a ShareGPT JSONL file."""
+def read_examples(path: str, tokenizer: Any = None, chat_template: str = 'chatml',
+                  where: str = '') -> list[tuple[list[int], list[int]]]:
+  """(prompt ids, answer ids) of each record of a ShareGPT JSONL file; `where` ('field=value,...',
+  e.g. 'temperature=0' for the distill command's greedy answers) keeps only the records that hold
+  those settings."""
   if not os.path.exists(path):
     raise FileNotFoundError(f'drafter training data {path!r} does not exist: generate it with '
                             '--config.drafter.generate_answers=N or the distill command')
-  out = []
+  from apar_jax.apar_data.record_where import matches, parse_where
+  wanted = parse_where(where, 'drafter.data_where')
   with open(path, encoding='utf-8') as f:
-    for n, line in enumerate(f, 1):
-      if not line.strip():
-        continue
-      rec = json.loads(line)
-      if 'prompt_ids' in rec and 'answer_ids' in rec:
-        out.append((list(rec['prompt_ids']), list(rec['answer_ids'])))
-        continue
-      if tokenizer is None:
-        raise ValueError(f'{path}:{n}: the record has no token ids and no tokenizer was given')
-      from apar_jax.apar_data.sharegpt import exchanges
-      from apar_jax.tokenization import encode_chat
-      # A cut answer (`finished: false`, hit the distiller's budget) is still the base model's own
-      # text: keep all of it, without EOS.
-      end = [] if rec.get('finished') is False else [tokenizer.eos_id]
-      for ex in exchanges([{k: v for k, v in rec.items() if k != 'finished'}]):
-        prompt = encode_chat(tokenizer, list(ex.messages), chat_template)
-        out.append((prompt, tokenizer.encode(ex.answer) + end))
+    records = [(n, json.loads(line)) for n, line in enumerate(f, 1) if line.strip()]
+  total = len(records)
+  records = [(n, rec) for n, rec in records if matches(rec, wanted)]
+  left_out = total - len(records)
+  if wanted:
+    print(f'[train_drafter] data_where={where}: {len(records)} records kept, {left_out} left out',
+          file=sys.stderr)
+  out = []
+  for n, rec in records:
+    if 'prompt_ids' in rec and 'answer_ids' in rec:
+      out.append((list(rec['prompt_ids']), list(rec['answer_ids'])))
+      continue
+    if tokenizer is None:
+      raise ValueError(f'{path}:{n}: the record has no token ids and no tokenizer was given')
+    from apar_jax.apar_data.sharegpt import exchanges
+    from apar_jax.tokenization import encode_chat
+    # A cut answer (`finished: false`, hit the distiller's budget) is still the base model's own
+    # text: keep all of it, without EOS.
+    end = [] if rec.get('finished') is False else [tokenizer.eos_id]
+    for ex in exchanges([{k: v for k, v in rec.items() if k != 'finished'}]):
+      prompt = encode_chat(tokenizer, list(ex.messages), chat_template)
+      out.append((prompt, tokenizer.encode(ex.answer) + end))
   if not out:
-    raise ValueError(f'{path} holds no examples')
+    hint = (f' ({left_out} records left out by drafter.data_where={where!r}: loosen it)'
+            if wanted else '')
+    raise ValueError(f'{path} holds no examples{hint}')
   return out
 
 
