@@ -45,7 +45,7 @@ from apar_jax.apar_data.distill_report import (format_report, read_records, requ
                                                summarise, truncate_partial_line)
 from apar_jax.apar_data.format_demos import demo_turns
 from apar_jax.apar_data.prompt_generator import generate_prompts
-from apar_jax.apar_data.sharegpt import sharegpt_record
+from apar_jax.apar_data.sharegpt import last_answer, sharegpt_record
 from apar_jax.commands.base_answers import Job, answer_stream, base_runtime, check_backend
 
 
@@ -112,7 +112,7 @@ def rejudge(out_path: str) -> int:
   for record in records:
     verdict = None
     if record.get('finished') is True and record.get('kind') in REQUEST_KINDS:
-      verdict = judge(record['conversations'][-1]['value'], True, record['kind'])
+      verdict = judge(last_answer(record), True, record['kind'])
     elif 'kept' in record:
       verdict = Verdict(record['kept'], record.get('drop_reason', ''), record.get('tree_kind', ''))
     if verdict is None:
