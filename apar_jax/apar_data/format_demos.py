@@ -19,6 +19,17 @@ _FOCUS_ITEMS = (
     '2. **Work in short blocks**: Study for 25 minutes, then take a five-minute break.\n'
     '3. **Set a clear goal**: Decide what you want to finish before you sit down.\n'
     '4. **Keep your space tidy**: A clean desk makes it easier to think about one thing at a time.')
+# The same four items with two or three sentences of detail each: the details are what the branches
+# write in parallel, so the longer they are, the fewer sequential steps the answer takes.
+_FOCUS_DETAILED_ITEMS = (
+    '1. **Remove distractions**: Put your phone in another room and close tabs you do not need. '
+    'Every alert pulls your attention away, and it takes minutes to settle back into the work.\n'
+    '2. **Work in short blocks**: Study for 25 minutes, then take a five-minute break. Short '
+    'blocks feel easy to start, and the breaks keep you fresh for the next one.\n'
+    '3. **Set a clear goal**: Decide what you want to finish before you sit down. A goal such as '
+    '"solve ten practice problems" tells you when you are done and keeps you from drifting.\n'
+    '4. **Keep your space tidy**: A clean desk makes it easier to think about one thing at a time. '
+    'Keep only the book and notes you need today within reach, and put the rest away.')
 
 # name -> the demonstration exchange (a request outside the generator's topics, and its answer).
 DEMOS: dict[str, tuple[Message, ...]] = {
@@ -28,6 +39,9 @@ DEMOS: dict[str, tuple[Message, ...]] = {
     # under one half at every item, which is how an open-ended list runs on).
     'counted_titles': (_FOCUS_REQUEST, {'role': 'assistant', 'content': (
         'Here are 4 ways to stay focused while studying:\n\n' + _FOCUS_ITEMS)}),
+    # The counted list with longer details (two sentences per item).
+    'counted_details': (_FOCUS_REQUEST, {'role': 'assistant', 'content': (
+        'Here are 4 ways to stay focused while studying:\n\n' + _FOCUS_DETAILED_ITEMS)}),
 }
 
 
