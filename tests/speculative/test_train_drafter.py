@@ -90,12 +90,15 @@ def test_read_examples_with_ids_or_text(tmp_path):
       '{"id": "b", "conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": '
       '"yo"}]}\n'
       '{"id": "c", "conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": '
-      '"yo"}], "finished": false}\n')
+      '"yo"}], "finished": false}\n'
+      '{"id": "d", "conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": '
+      '"yo yo"}], "kept": false, "drop_reason": "4gram_loop"}\n')
   tok = _CharTokenizer()
   examples = read_examples(str(path), tok, 'vicuna_v1.1')
   assert examples[0] == ([5, 6], [7, 2])
   assert examples[1][1] == tok.encode('yo') + [2]  # a finished answer ends with EOS
   assert examples[2][1] == tok.encode('yo')  # a cut one does not
+  assert examples[3][1] == tok.encode('yo yo') + [2]  # one the APAR filters dropped still counts
   with pytest.raises(FileNotFoundError, match='generate_answers'):
     read_examples(str(tmp_path / 'missing.jsonl'))
 

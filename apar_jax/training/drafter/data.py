@@ -54,10 +54,11 @@ def read_examples(path: str, tokenizer: Any = None, chat_template: str = 'chatml
       raise ValueError(f'{path}:{n}: the record has no token ids and no tokenizer was given')
     from apar_jax.apar_data.sharegpt import exchanges
     from apar_jax.tokenization import encode_chat
-    # A cut answer (`finished: false`, hit the distiller's budget) is still the base model's own
-    # text: keep all of it, without EOS.
+    # A cut answer (`finished: false`, hit the distiller's budget) and one the APAR filters dropped
+    # (`kept: false`, e.g. a loop) are still the base model's own text, which is what a drafter
+    # predicts: keep all of it (a cut one without EOS).
     end = [] if rec.get('finished') is False else [tokenizer.eos_id]
-    for ex in exchanges([{k: v for k, v in rec.items() if k != 'finished'}]):
+    for ex in exchanges([{k: v for k, v in rec.items() if k not in ('finished', 'kept')}]):
       prompt = encode_chat(tokenizer, list(ex.messages), chat_template)
       out.append((prompt, tokenizer.encode(ex.answer) + end))
   if not out:
