@@ -53,10 +53,12 @@ class DataStats:
   undemonstrated: int = 0  # list answers left out as distilled without a demo (`list_demo_only`)
   unmatched: str = ''  # `list_answers_where` given: "<n> list answers not distilled with <it>"
   uncounted: int = 0  # list answers left out for not keeping an announced count
+  demo_name: str = ''  # `list_demo_name`: the one demonstration whose list answers stay
 
   def summary(self) -> str:
     salvaged = f' ({self.salvaged} salvaged from budget cuts)' if self.salvaged else ''
-    undemonstrated = (f'left out {self.undemonstrated} list answers distilled without the format '
+    demo = f'the {self.demo_name}' if self.demo_name else 'the format'
+    undemonstrated = (f'left out {self.undemonstrated} list answers distilled without {demo} '
                       'demonstration; ' if self.undemonstrated else '')
     unmatched = f'left out {self.unmatched}; ' if self.unmatched else ''
     uncounted = (f'left out {self.uncounted} list answers that do not write the number of items '
@@ -191,7 +193,7 @@ def build_rows(path: str, tokenizer: Tokenizer, *, chat_template: str, system_pr
   fill = float((rows.branch_ids >= 0).mean())
   stats = DataStats(len(items), len(trees), len(plain), len(used_trees), len(used_plain),
                     dict(reasons), token_counts(used_trees), rows.num_rows, rows.dropped, fill,
-                    salvaged, undemonstrated, unmatched, uncounted)
+                    salvaged, undemonstrated, unmatched, uncounted, list_demo_name)
   return rows, stats
 
 

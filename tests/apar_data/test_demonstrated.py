@@ -55,16 +55,20 @@ def test_build_rows_trains_on_the_demonstrated_trees_and_salvages_after(tmp_path
              _record('moss', PLAIN, kind='plain')]
   path.write_text(''.join(json.dumps(r) + '\n' for r in records))
 
-  def build(demo_only):
+  def build(demo_only, demo_name=''):
     return build_rows(str(path), tokenizer, chat_template='chatml', system_prompt=None,
                       layout='packed', plain_fraction=0.0, seq_len=256, max_branches=8, seed=0,
-                      unfinished='trim', salvage_budget_cuts=True, list_demo_only=demo_only)[1]
+                      unfinished='trim', salvage_budget_cuts=True, list_demo_only=demo_only,
+                      list_demo_name=demo_name)[1]
 
   everything = build(False)
   assert (everything.trees, everything.salvaged, everything.undemonstrated) == (2, 0, 0)
   stats = build(True)  # the cut demo answer comes back once the undemonstrated one is gone
   assert (stats.trees, stats.plain, stats.salvaged, stats.undemonstrated) == (2, 1, 1, 1)
   assert stats.summary().startswith('left out 1 list answers distilled without the format '
+                                    'demonstration; ')
+  named = build(True, 'bold_titles')
+  assert named.summary().startswith('left out 1 list answers distilled without the bold_titles '
                                     'demonstration; ')
 
 
