@@ -49,13 +49,15 @@ def get_config():
       max_attempts=1,
       # list and plain requests only (the recipe trains list trees against plain answers); a list
       # request is answered after a demonstration that announces its count ("Here are 4 ways ...:")
+      # and gives each item two sentences of detail (the branches' parallel work)
       kind_shares='list=0.6,plain=0.4',
-      list_demo='counted_titles',
+      list_demo='counted_details',
   )
 
   config.train = train_defaults()
-  # Trial r13 (docs/apar_training.md section 5, "Recipe trials"): the greedy list trees distilled
-  # after the counted demonstration, against as many plain answers (2026-12-07: 390 + 390).
+  # Trial r16 (docs/apar_training.md section 5, "Recipe trials"): the greedy list trees distilled
+  # after the counted demonstration with two-sentence details, against as many plain answers
+  # (2026-12-07: 247 + 247).
   config.train.update(
       data_path=config.distill.get_ref('output'),
       distill_first=True,            # `train` runs (or resumes) the distillation first
@@ -64,8 +66,8 @@ def get_config():
       layout='packed',
       tree_kinds=('list',),          # fork lists only (paragraph trees made plain requests fork)
       excluded_trees='drop',         # ... and leave paragraph trees out (not trained unforked)
-      list_demo_only=True,           # list answers distilled after the counted demonstration only
-      list_demo_name='counted_titles',
+      list_demo_only=True,           # list answers distilled after that demonstration only
+      list_demo_name='counted_details',
       list_answers_where='temperature=0,repetition_penalty=1',  # ... greedily, without the penalty
       plain_fraction=0.5,            # as many plain answers as trees (the larger side subsampled)
       list_end_weight=4.0,           # the root's stop after its last [Fork] counts 4x
