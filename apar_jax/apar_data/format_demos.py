@@ -19,7 +19,7 @@ _FOCUS_ITEMS = (
     '2. **Work in short blocks**: Study for 25 minutes, then take a five-minute break.\n'
     '3. **Set a clear goal**: Decide what you want to finish before you sit down.\n'
     '4. **Keep your space tidy**: A clean desk makes it easier to think about one thing at a time.')
-# The same four items with two or three sentences of detail each: the details are what the branches
+# The same four items with two sentences of detail each: the details are what the branches
 # write in parallel, so the longer they are, the fewer sequential steps the answer takes.
 _FOCUS_DETAILED_ITEMS = (
     '1. **Remove distractions**: Put your phone in another room and close tabs you do not need. '

@@ -3,13 +3,13 @@
 
     where = parse_where('temperature=0,repetition_penalty=1')   # {'temperature': '0', ...}
     records, left_out = list_answers_where(records, where)
-    records, left_out = records_where(records, parse_where('temperature=0,kind=plain'))
+    matches(record, parse_where('temperature=0,kind=plain'))           # any record, `kind` too
 
 A distilled record keeps the settings its answer was drawn with (`temperature`, `top_p`, `top_k`,
 `repetition_penalty`, `no_repeat_ngram`, `penalize_symbols`, `list_demo`). List-request records
 that lack a field or hold another value are left out, kept or not (before the budget salvage, as
 with `train.list_demo_only`); records of other kinds and of other files (no `kind`) pass through.
-`records_where` applies the condition to every record (any field, `kind` too).
+`matches` tests one record of any kind (`drafter.data_where` keeps the records it holds for).
 Numbers compare as numbers ('1' matches 1.0), booleans as 'true' / 'false'.
 """
 
@@ -52,13 +52,6 @@ def without_list_answers(records: Sequence[dict[str, Any]],
 def matches(record: dict[str, Any], where: dict[str, str]) -> bool:
   """Whether the record holds every field of `where` with that value."""
   return all(_equal(record.get(field), wanted) for field, wanted in where.items())
-
-
-def records_where(records: Sequence[dict[str, Any]], where: dict[str, str]
-                  ) -> tuple[list[dict[str, Any]], int]:
-  """(the records that match `where`, of every kind; how many went)."""
-  kept = [r for r in records if matches(r, where)]
-  return kept, len(records) - len(kept)
 
 
 def list_answers_where(records: Sequence[dict[str, Any]], where: dict[str, str]

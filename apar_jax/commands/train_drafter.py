@@ -67,8 +67,9 @@ def run(config: ml_collections.ConfigDict) -> None:
   from apar_jax.runtime import load_runtime
   runtime = load_runtime(config)
   _distil_if_missing(runtime, dcfg)
+  data_where = str(dcfg.get('data_where', ''))
   examples = read_examples(dcfg.data_path, runtime.tokenizer, config.tokenizer.chat_template,
-                           where=str(dcfg.get('data_where', '')))
+                           where=data_where)
   n_eval = max(1, int(round(len(examples) * dcfg.eval_fraction)))
   if len(examples) - n_eval < 1:
     raise ValueError(f'{dcfg.data_path} has {len(examples)} examples: too few to hold out '
@@ -90,8 +91,7 @@ def run(config: ml_collections.ConfigDict) -> None:
   after = measure_acceptance(runtime.model, runtime.params, dparams, eval_f, s)
   print(f'[train_drafter] trained acceptance:\n{after}', file=sys.stderr)
   info = {'steps': s.steps, 'train_examples': len(examples) - n_eval, 'eval_examples': n_eval,
-          'data_path': dcfg.data_path,
-          'data_where': str(dcfg.get('data_where', '')), 'settings': dataclasses.asdict(s),
+          'data_path': dcfg.data_path, 'data_where': data_where, 'settings': dataclasses.asdict(s),
           'acceptance': after.tolist(), 'acceptance_untrained': before.tolist(),
           'final_loss': float(np.mean(log['loss'][-20:])) if log['loss'] else None,
           'seconds': time.perf_counter() - t0}
